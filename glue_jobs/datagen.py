@@ -1,0 +1,277 @@
+"""Generates Yahoo! Music R1-layout ratings with realistic structure, so nothing needs a download.
+
+The structure is what makes the data worth testing on: heavy-tailed user activity, Zipf-like
+artist popularity, a low-rank latent taste that drives both which artists a user rates and how,
+user and artist biases, R1's lumpy rating scale, some 255 ("never play again") values and a
+small, labelled share of bad rows of every kind the job quarantines.
+
+    python -m glue_jobs.datagen --ratings 1000000 --output data/ratings.tsv \
+        [--artists-output data/artists.tsv] [--format r1|dms] [--seed 42] [--bad-share 0.005]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from glue_jobs import contracts as c
+
+LATENT_DIM = 8
+BAD_ROW_KINDS = (
+    "malformed_line",
+    "non_integer_id",
+    "pseudo_artist",
+    "id_out_of_range",
+    "non_integer_rating",
+    "rating_out_of_range",
+    "duplicate_pair",
+)
+
+
+@dataclass(frozen=True)
+class GeneratedRatings:
+    """Clean ratings as arrays plus the bad lines injected, labelled by the reason to expect."""
+
+    users: np.ndarray
+    artists: np.ndarray
+    ratings: np.ndarray
+    bad_lines: list[tuple[str, str]]  # (expected quarantine reason, raw line)
+    n_artists: int
+
+
+def catalog_size(n_ratings: int) -> tuple[int, int]:
+    """Users and artists for a given size, keeping R1's ~59 ratings per user."""
+    n_users = max(20, n_ratings // 59)
+    n_artists = int(min(98_211, max(100, 10 * math.sqrt(n_ratings))))
+    return n_users, n_artists
+
+
+def generate(n_ratings: int, *, seed: int = 42, bad_share: float = 0.005) -> GeneratedRatings:
+    rng = np.random.default_rng(seed)
+    n_users, n_artists = catalog_size(n_ratings)
+
+    # Heavy-tailed activity: log-normal counts scaled to the requested total.
+    activity = rng.lognormal(mean=0.0, sigma=1.0, size=n_users)
+    counts = np.maximum(1, np.round(activity / activity.sum() * n_ratings * 1.15)).astype(np.int64)
+    counts = np.minimum(counts, n_artists // 2)
+
+    popularity = 1.0 / np.power(np.arange(n_artists) + 10.0, 0.9)
+    popularity = rng.permutation(popularity)
+    popularity /= popularity.sum()
+
+    user_taste = rng.normal(0, 1 / math.sqrt(LATENT_DIM), size=(n_users, LATENT_DIM))
+    artist_taste = rng.normal(0, 1, size=(n_artists, LATENT_DIM))
+    user_bias = rng.normal(0, 12, size=n_users)
+    artist_bias = rng.normal(0, 10, size=n_artists)
+
+    def draw(users: np.ndarray) -> np.ndarray:
+        # Users rate what they like more often: of two popularity-drawn candidates keep the
+        # one with the higher noisy affinity.
+        cand_a = rng.choice(n_artists, size=users.size, p=popularity)
+        cand_b = rng.choice(n_artists, size=users.size, p=popularity)
+        aff_a = _affinity(user_taste, artist_taste, users, cand_a) + rng.gumbel(size=users.size)
+        aff_b = _affinity(user_taste, artist_taste, users, cand_b) + rng.gumbel(size=users.size)
+        return np.where(aff_a >= aff_b, cand_a, cand_b)
+
+    users = np.repeat(np.arange(n_users), counts)
+    pairs = np.unique(users * n_artists + draw(users))
+    for _ in range(20):  # small catalogs collide often: top up until the size is reached
+        if pairs.size >= n_ratings:
+            break
+        extra = rng.choice(n_users, size=int((n_ratings - pairs.size) * 1.5) + 10, p=counts / counts.sum())
+        pairs = np.unique(np.concatenate([pairs, extra * n_artists + draw(extra)]))
+    rng.shuffle(pairs)
+    pairs = pairs[:n_ratings]
+    users, artists = pairs // n_artists, pairs % n_artists
+
+    affinity = _affinity(user_taste, artist_taste, users, artists)
+    raw = 50 + user_bias[users] + artist_bias[artists] + 20 * affinity
+    raw += rng.normal(0, 9, size=users.size)
+    # R1's scale is lumpy: most ratings sit on multiples of 10, with 0 and 100 common.
+    on_grid = rng.random(users.size) < 0.7
+    ratings = np.where(on_grid, np.round(raw / 10) * 10, np.round(raw))
+    ratings = np.clip(ratings, c.RATING_MIN, c.RATING_MAX).astype(np.int64)
+    # "Never play again" for a small share of strongly disliked artists.
+    never = (affinity < -1.6) & (rng.random(users.size) < 0.5)
+    ratings[never] = c.NEVER_PLAY_AGAIN
+
+    # R1 ids start at 1 and are not dense.
+    user_ids = users * 3 + 1
+    artist_ids = artists * 7 + 1000
+
+    n_bad = round(bad_share * users.size)
+    bad_lines = _bad_lines(rng, n_bad, user_ids, artist_ids, ratings)
+    return GeneratedRatings(user_ids, artist_ids, ratings, bad_lines, n_artists)
+
+
+def _affinity(user_taste: np.ndarray, artist_taste: np.ndarray,
+              users: np.ndarray, artists: np.ndarray) -> np.ndarray:
+    out = np.empty(users.size)
+    step = 1_000_000
+    for start in range(0, users.size, step):
+        u = user_taste[users[start:start + step]]
+        a = artist_taste[artists[start:start + step]]
+        out[start:start + step] = np.einsum("ij,ij->i", u, a)
+    return out
+
+
+def _bad_lines(rng: np.random.Generator, n_bad: int, user_ids: np.ndarray,
+               artist_ids: np.ndarray, ratings: np.ndarray) -> list[tuple[str, str]]:
+    lines: list[tuple[str, str]] = []
+    if user_ids.size == 0:
+        return lines
+    for i in range(n_bad):
+        kind = BAD_ROW_KINDS[i % len(BAD_ROW_KINDS)]
+        j = int(rng.integers(user_ids.size))
+        u, a, r = int(user_ids[j]), int(artist_ids[j]), int(ratings[j])
+        if kind == "malformed_line":
+            line = rng.choice([f"{u}\t{a}", f"{u} {a} {r}", f"{u}\t{a}\t{r}\textra", ""])
+        elif kind == "non_integer_id":
+            line = rng.choice([f"u{u}\t{a}\t{r}", f"{u}\t{a}.5\t{r}", f"\t{a}\t{r}"])
+        elif kind == "pseudo_artist":
+            line = f"{u}\t{rng.choice(list(c.PSEUDO_ARTISTS))}\t{r}"
+        elif kind == "id_out_of_range":
+            line = rng.choice([f"0\t{a}\t{r}", f"{u}\t{c.MAX_ID + 1}\t{r}", f"-5\t{a}\t{r}"])
+        elif kind == "non_integer_rating":
+            line = rng.choice([f"{u}\t{a}\t4.5", f"{u}\t{a}\tgood"])
+        elif kind == "rating_out_of_range":
+            line = rng.choice([f"{u}\t{a}\t101", f"{u}\t{a}\t-1", f"{u}\t{a}\t254"])
+        else:  # duplicate_pair: the same pair again (the job keeps the last occurrence)
+            line = f"{u}\t{a}\t{r}"
+        lines.append((kind, str(line)))
+    return lines
+
+
+def r1_lines(data: GeneratedRatings, seed: int = 42) -> list[str]:
+    good = [f"{u}\t{a}\t{r}" for u, a, r in
+            zip(data.users.tolist(), data.artists.tolist(), data.ratings.tolist())]
+    bad = [line for _, line in data.bad_lines]
+    rng = np.random.default_rng(seed + 1)
+    # Bad rows land at random places; duplicates are placed after their originals' lines
+    # would be on average, which is fine: the job's rule does not depend on position order
+    # beyond "last one wins".
+    positions = np.sort(rng.integers(0, len(good) + 1, size=len(bad)))
+    out: list[str] = []
+    prev = 0
+    for pos, line in zip(positions.tolist(), bad):
+        out.extend(good[prev:pos])
+        out.append(line)
+        prev = pos
+    out.extend(good[prev:])
+    return out
+
+
+def write_r1(path: Path, lines: Iterable[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(lines) + "\n"
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt", encoding="ascii") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text, encoding="ascii")
+
+
+def write_dms(directory: Path, data: GeneratedRatings, *, seed: int = 42,
+              change_share: float = 0.1) -> dict[str, int]:
+    """Writes a DMS full load of the ratings table, then change files with I/U/D.
+
+    Returns the number of rows of each kind written, so tests know what to expect.
+    """
+    rng = np.random.default_rng(seed + 2)
+    directory.mkdir(parents=True, exist_ok=True)
+    header = [c.DMS_OP_COLUMN, c.DMS_TIMESTAMP_COLUMN, c.USER_ID, c.ARTIST_ID, c.RATING]
+    n = data.users.size
+    in_load = rng.random(n) < 0.8
+    load_ts = "2026-11-01 00:00:00.000000"
+    _write_csv(directory / "LOAD00000001.csv", header,
+               (["I", load_ts, u, a, r] for u, a, r in zip(data.users[in_load].tolist(),
+                                                         data.artists[in_load].tolist(),
+                                                         data.ratings[in_load].tolist())))
+    later = np.flatnonzero(~in_load)
+    changed = np.flatnonzero(in_load)[: int(change_share * n)]
+    rng.shuffle(changed)
+    half = changed.size // 2
+    updates, deletes = changed[:half], changed[half:]
+    rows = []
+    for k, i in enumerate(later.tolist()):
+        rows.append(["I", _ts(k), int(data.users[i]), int(data.artists[i]), int(data.ratings[i])])
+    for k, i in enumerate(updates.tolist()):
+        new_rating = int((data.ratings[i] + 10) % 101) if data.ratings[i] <= 100 else 255
+        rows.append(["U", _ts(k), int(data.users[i]), int(data.artists[i]), new_rating])
+    for k, i in enumerate(deletes.tolist()):
+        rows.append(["D", _ts(k), int(data.users[i]), int(data.artists[i]), int(data.ratings[i])])
+    rows.sort(key=lambda row: str(row[1]))
+    for part, start in enumerate(range(0, len(rows), max(1, len(rows) // 3 + 1))):
+        _write_csv(directory / f"20261102-00000{part}.csv", header,
+                   rows[start:start + len(rows) // 3 + 1])
+    return {"load": int(in_load.sum()), "insert": later.size, "update": updates.size,
+            "delete": deletes.size}
+
+
+def _ts(k: int) -> str:
+    seconds = k % 86_400
+    return f"2026-11-02 {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{k % 10**6:06d}"
+
+
+def _write_csv(path: Path, header: list[str], rows: Iterable[list[object]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+_SYLLABLES = ("ka", "lo", "mi", "rá", "the", "nor", "vé", "ström", "bel", "ñu", "zo", "dé",
+              "ax", "quin", "ly", "fö", "ra", "sun", "ø", "tic")
+
+
+def artist_names(artist_ids: Iterable[int], seed: int = 42) -> list[tuple[int, str]]:
+    rng = np.random.default_rng(seed + 3)
+    names = [(k, v) for k, v in sorted(c.PSEUDO_ARTISTS.items())]
+    for artist_id in sorted(set(int(a) for a in artist_ids)):
+        parts = rng.choice(_SYLLABLES, size=int(rng.integers(2, 5)))
+        name = "".join(parts).capitalize()
+        if rng.random() < 0.3:
+            name = f"The {name}s"
+        names.append((artist_id, name))
+    return names
+
+
+def write_artist_names(path: Path, names: Iterable[tuple[int, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{i}\t{n}\n" for i, n in names)
+    path.write_bytes(text.encode(c.ARTIST_NAMES_ENCODING))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m glue_jobs.datagen", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ratings", type=int, default=100_000, help="number of clean ratings")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="R1 file to write (.gz compresses), or a directory for --format dms")
+    parser.add_argument("--artists-output", type=Path, help="also write artist names here")
+    parser.add_argument("--format", choices=("r1", "dms"), default="r1")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--bad-share", type=float, default=0.005,
+                        help="share of extra bad rows to inject (default 0.005)")
+    args = parser.parse_args(argv)
+    data = generate(args.ratings, seed=args.seed, bad_share=args.bad_share)
+    if args.format == "r1":
+        write_r1(args.output, r1_lines(data, args.seed))
+    else:
+        write_dms(args.output, data, seed=args.seed)
+    if args.artists_output:
+        write_artist_names(args.artists_output, artist_names(data.artists, args.seed))
+    print(f"wrote {data.users.size} ratings + {len(data.bad_lines)} bad rows to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
