@@ -1,0 +1,1 @@
+"""The recommender Spark job: bias-aware ALS, evaluation, top-N and outputs."""

@@ -1,0 +1,113 @@
+"""Entry point shared by Glue, spark-submit (EMR) and plain `python -m glue_jobs.recommender`.
+
+Only this module looks at argv, awsglue or the Spark master; the job itself gets a SparkSession
+and a JobConfig, so every line of logic is the same in all three places.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from pyspark import SparkConf
+from pyspark.sql import SparkSession
+
+from glue_jobs.recommender import config as cfg
+from glue_jobs.recommender.ingest import InputError
+from glue_jobs.recommender.job import JobFailed, JobResult, run
+
+log = logging.getLogger("recommender")
+EXIT_FAILED = 2
+
+
+def local_session(config: cfg.JobConfig) -> SparkSession:
+    """A session sized for a laptop or CI box; under spark-submit the submitted master wins."""
+    conf = SparkConf()
+    builder = SparkSession.builder.appName("recommender")
+    if not conf.contains("spark.master"):
+        builder = (builder.master(config.master)
+                   .config("spark.driver.memory", config.driver_memory)
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.ui.showConsoleProgress", "false"))
+    spark = (builder
+             .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
+             .config("spark.default.parallelism", str(config.shuffle_partitions))
+             .config("spark.sql.adaptive.enabled", "true")
+             .config("spark.sql.session.timeZone", "UTC")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def prepare_session(spark: SparkSession, config: cfg.JobConfig) -> None:
+    # ALS checkpoints its factor RDDs every few iterations; without a checkpoint directory the
+    # lineage grows with every iteration until a long run overflows the stack.
+    spark.sparkContext.setCheckpointDir(config.checkpoint_dir or tempfile.mkdtemp(prefix="als-ckpt-"))
+    spark.conf.set("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
+
+
+def execute(spark: SparkSession, config: cfg.JobConfig) -> JobResult:
+    prepare_session(spark, config)
+    return run(spark, config)
+
+
+def summary(result: JobResult) -> str:
+    m = result.metrics
+    base = m["baselines"]
+
+    def f(v: object) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    return "\n".join([
+        f"run {result.run_id} -> {result.output}",
+        f"  best rank={m['best_params']['rank']} reg_param={m['best_params']['reg_param']}",
+        f"  test RMSE {f(m['rmse'])}  (bias baseline {f(base['bias_rmse'])}, "
+        f"global mean {f(base['global_mean_rmse'])})",
+        f"  NDCG@{m['k']} {f(m['ndcg_at_k'])}  (popularity {f(base['popularity_ndcg_at_k'])}); "
+        f"precision@{m['k']} {f(m['precision_at_k'])} (popularity {f(base['popularity_precision_at_k'])})",
+        f"  quarantined {sum(m['quarantine'].values())} rows; "
+        f"timings {m['timings_s']}",
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        import awsglue  # noqa: F401  (present only inside AWS Glue)
+    except ImportError:
+        glue = False
+    else:
+        glue = True
+    try:
+        if glue:
+            return _main_glue(argv)
+        config = cfg.parse_args(argv)
+        spark = local_session(config)
+        result = execute(spark, config)
+    except (cfg.ConfigError, InputError, JobFailed) as exc:
+        log.error("run failed: %s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(summary(result))
+    return 0
+
+
+def _main_glue(argv: list[str]) -> int:  # pragma: no cover - needs the Glue runtime
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from awsglue.utils import getResolvedOptions
+    from pyspark.context import SparkContext
+
+    full_argv = ["glue", *argv]
+    job_args = getResolvedOptions(full_argv, ["JOB_NAME"]) if "--JOB_NAME" in argv else {}
+    config = cfg.parse_args(cfg.glue_argv(full_argv, getResolvedOptions))
+    glue_context = GlueContext(SparkContext.getOrCreate())
+    job = Job(glue_context)
+    job.init(job_args.get("JOB_NAME", "recommender"), job_args)
+    result = execute(glue_context.spark_session, config)
+    print(summary(result))
+    job.commit()
+    return 0

@@ -1,0 +1,193 @@
+"""The model: global mean + regularised user/artist biases + ALS on the scaled residuals.
+
+Spark's ALS has no mean or bias terms, so on a 0..100 scale it spends its factors learning
+that some users rate high and some artists are loved; it then loses to predicting the average.
+Here the biases are fitted first (a few alternating least-squares sweeps with shrinkage), ALS
+learns only what the biases cannot explain, and predictions are put back on the rating scale.
+Implicit feedback uses ALS's implicit preferences and no biases.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from pyspark.ml.recommendation import ALS
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from glue_jobs import contracts as c
+from glue_jobs.recommender import storage
+
+BIAS = "bias"
+FEATURES = "features"
+PREDICTION = "prediction"
+RESIDUAL = "residual"
+N_RATINGS = "n_ratings"
+BIAS_SWEEPS = 3
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    feedback: str
+    rank: int
+    reg_param: float
+    max_iter: int
+    global_mean: float
+    residual_scale: float
+    rating_min: float
+    rating_max: float
+    seed: int
+    popularity_weight: float = 0.0  # ranking bonus per log(1 + n_ratings); see recommend.py
+
+
+@dataclass
+class RecommenderModel:
+    """Everything needed to score: parameters, per-user and per-artist bias and factors."""
+
+    params: ModelParams
+    users: DataFrame  # user_id, bias, features (array<float>, may be null)
+    items: DataFrame  # artist_id, bias, features
+
+
+@dataclass
+class Biases:
+    global_mean: float
+    users: DataFrame  # user_id, bias
+    items: DataFrame  # artist_id, bias
+
+
+def fit_biases(ratings: DataFrame, reg: float) -> Biases:
+    """Alternating sweeps of b_i = sum(r - mu - b_u) / (reg + n_i), then b_u likewise."""
+    mu = float(ratings.agg(F.avg(c.RATING)).collect()[0][0])
+    users = ratings.select(c.USER_ID).distinct().withColumn(BIAS, F.lit(0.0))
+    items = None
+    for _ in range(BIAS_SWEEPS):
+        items = (ratings.join(users, c.USER_ID)
+                 .groupBy(c.ARTIST_ID)
+                 .agg((F.sum(F.col(c.RATING) - mu - F.col(BIAS)) / (F.count("*") + reg)).alias(BIAS)))
+        items = items.localCheckpoint()  # keeps the lineage short across sweeps
+        users = (ratings.join(F.broadcast(items), c.ARTIST_ID)
+                 .groupBy(c.USER_ID)
+                 .agg((F.sum(F.col(c.RATING) - mu - F.col(BIAS)) / (F.count("*") + reg)).alias(BIAS)))
+        users = users.localCheckpoint()
+    assert items is not None
+    return Biases(mu, users, items)
+
+
+def with_residuals(ratings: DataFrame, biases: Biases) -> DataFrame:
+    return (ratings.join(biases.users.withColumnRenamed(BIAS, "_bu"), c.USER_ID, "left")
+            .join(F.broadcast(biases.items.withColumnRenamed(BIAS, "_bi")), c.ARTIST_ID, "left")
+            .withColumn(RESIDUAL, F.col(c.RATING) - biases.global_mean
+                        - F.coalesce(F.col("_bu"), F.lit(0.0)) - F.coalesce(F.col("_bi"), F.lit(0.0)))
+            .drop("_bu", "_bi"))
+
+
+def residual_scale(residuals: DataFrame) -> float:
+    """Residuals are divided by their spread so that regParam means the same on any scale."""
+    std = residuals.agg(F.stddev_pop(RESIDUAL)).collect()[0][0]
+    return float(std) if std and std > 1e-9 else 1.0
+
+
+def _als(feedback: str, rank: int, reg_param: float, max_iter: int, alpha: float, seed: int,
+         blocks: int) -> ALS:
+    return ALS(
+        rank=rank, regParam=reg_param, maxIter=max_iter, seed=seed, alpha=alpha,
+        implicitPrefs=feedback == "implicit", nonnegative=False,
+        userCol=c.USER_ID, itemCol=c.ARTIST_ID,
+        ratingCol=RESIDUAL if feedback == "explicit" else c.RATING,
+        coldStartStrategy="nan", checkpointInterval=5,
+        numUserBlocks=blocks, numItemBlocks=blocks,
+    )
+
+
+@dataclass
+class Prepared:
+    """Training data made ready once and shared by every candidate fitted on it."""
+
+    data: DataFrame  # user_id, artist_id, rating[, residual]
+    biases: Biases | None
+    scale: float
+
+
+def prepare(train: DataFrame, feedback: str, bias_reg: float) -> Prepared:
+    if feedback == "implicit":
+        data = train.cache()
+        return Prepared(data, None, 1.0)
+    biases = fit_biases(train, bias_reg)
+    data = with_residuals(train, biases)
+    scale = residual_scale(data)
+    data = data.withColumn(RESIDUAL, F.col(RESIDUAL) / scale).cache()
+    return Prepared(data, biases, scale)
+
+
+def fit(prepared: Prepared, *, feedback: str, rank: int, reg_param: float, max_iter: int,
+        alpha: float, seed: int, blocks: int, rating_scale: tuple[float, float]) -> RecommenderModel:
+    als_model = _als(feedback, rank, reg_param, max_iter, alpha, seed, blocks).fit(prepared.data)
+    user_f = als_model.userFactors.withColumnRenamed("id", c.USER_ID)
+    item_f = als_model.itemFactors.withColumnRenamed("id", c.ARTIST_ID)
+    if prepared.biases is not None:
+        users = prepared.biases.users.join(user_f, c.USER_ID, "full")
+        items = prepared.biases.items.join(item_f, c.ARTIST_ID, "full")
+        mu = prepared.biases.global_mean
+    else:
+        # Implicit: no biases; an artist's "bias" is its share of users, used only to answer
+        # users the model has never seen.
+        n_users = prepared.data.select(c.USER_ID).distinct().count()
+        share = (prepared.data.groupBy(c.ARTIST_ID)
+                 .agg((F.countDistinct(c.USER_ID) / F.lit(max(n_users, 1))).alias(BIAS)))
+        users = user_f.withColumn(BIAS, F.lit(0.0))
+        items = share.join(item_f, c.ARTIST_ID, "full")
+        mu = 0.0
+    counts = prepared.data.groupBy(c.ARTIST_ID).agg(F.count("*").alias(N_RATINGS))
+    users = users.select(c.USER_ID, F.coalesce(BIAS, F.lit(0.0)).alias(BIAS), FEATURES)
+    items = (items.join(counts, c.ARTIST_ID, "left")
+             .select(c.ARTIST_ID, F.coalesce(BIAS, F.lit(0.0)).alias(BIAS), FEATURES,
+                     F.coalesce(N_RATINGS, F.lit(0)).cast("long").alias(N_RATINGS)))
+    params = ModelParams(feedback, rank, reg_param, max_iter, mu, prepared.scale,
+                         rating_scale[0], rating_scale[1], seed)
+    return RecommenderModel(params, users.cache(), items.cache())
+
+
+def _dot(a: Column, b: Column) -> Column:
+    return F.aggregate(F.zip_with(a, b, lambda x, y: x * y), F.lit(0.0), lambda acc, v: acc + v)
+
+
+def raw_score(model: RecommenderModel, pairs: DataFrame) -> DataFrame:
+    """pairs + `prediction`, unclipped and never null: unknown users or artists fall back to
+    the biases, then to the global mean."""
+    p = model.params
+    users = model.users.select(c.USER_ID, F.col(BIAS).alias("_bu"), F.col(FEATURES).alias("_fu"))
+    items = model.items.select(c.ARTIST_ID, F.col(BIAS).alias("_bi"), F.col(FEATURES).alias("_fi"))
+    joined = pairs.join(users, c.USER_ID, "left").join(F.broadcast(items), c.ARTIST_ID, "left")
+    dot = F.coalesce(_dot(F.col("_fu"), F.col("_fi")), F.lit(0.0))
+    if p.feedback == "explicit":
+        pred = (F.lit(p.global_mean) + F.coalesce(F.col("_bu"), F.lit(0.0))
+                + F.coalesce(F.col("_bi"), F.lit(0.0)) + F.lit(p.residual_scale) * dot)
+    else:
+        known = F.col("_fu").isNotNull() & F.col("_fi").isNotNull()
+        pred = F.when(known, dot).otherwise(F.coalesce(F.col("_bi"), F.lit(0.0)))
+    return joined.withColumn(PREDICTION, pred.cast("double")).drop("_bu", "_fu", "_bi", "_fi")
+
+
+def clip(col: Column, params: ModelParams) -> Column:
+    return F.least(F.greatest(col, F.lit(params.rating_min)), F.lit(params.rating_max))
+
+
+def score_pairs(model: RecommenderModel, pairs: DataFrame) -> DataFrame:
+    """user_id, artist_id, score on the rating scale, for every pair given."""
+    scored = raw_score(model, pairs)
+    return scored.select(c.USER_ID, c.ARTIST_ID, clip(F.col(PREDICTION), model.params).alias(c.SCORE))
+
+
+def save(model: RecommenderModel, path: str) -> None:
+    model.users.write.mode("overwrite").parquet(storage.join(path, "users"))
+    model.items.write.mode("overwrite").parquet(storage.join(path, "items"))
+    storage.write_text(storage.join(path, "params.json"), json.dumps(asdict(model.params), indent=2),
+                       "application/json")
+
+
+def load(spark: SparkSession, path: str) -> RecommenderModel:
+    params = ModelParams(**json.loads(storage.read_text(storage.join(path, "params.json"))))
+    return RecommenderModel(params, spark.read.parquet(storage.join(path, "users")),
+                            spark.read.parquet(storage.join(path, "items")))

@@ -1,0 +1,155 @@
+"""Top-N per user without ever materialising users x artists as rows.
+
+The artist side (ids, factor matrix, offsets) is small (98K artists for R1) and is broadcast;
+users stream through in blocks, each block scored with one matrix product in NumPy, with the
+artists the user already rated or marked 255 masked out before the top-N is taken. Ties are
+broken by artist id, so the output is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from glue_jobs import contracts as c
+from glue_jobs.recommender.model import BIAS, FEATURES, N_RATINGS, RecommenderModel
+
+BLOCK_CELLS = 8_000_000  # users x artists scored at once (64 MB of float64)
+
+RECOMMENDATION_SCHEMA = T.StructType([
+    T.StructField(c.USER_ID, T.IntegerType(), False),
+    T.StructField(c.RANK, T.IntegerType(), False),
+    T.StructField(c.ARTIST_ID, T.IntegerType(), False),
+    T.StructField(c.SCORE, T.DoubleType(), False),
+])
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The artists that can be recommended, in artist-id order (which breaks ties)."""
+
+    artist_ids: np.ndarray  # int64, sorted
+    matrix: np.ndarray  # artists x d
+    offsets: np.ndarray  # per-artist constant added to the score
+    prior: np.ndarray | None = None  # per-artist bonus used for ranking only, never shown
+
+
+def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclude: DataFrame,
+                  n: int, clip: tuple[float, float]) -> DataFrame:
+    """users: user_id, vec (array<double> of length d), offset (double).
+    exclude: user_id, artist_id pairs that must not be recommended to that user.
+    Returns user_id, rank (1..n), artist_id, score (clipped to `clip`)."""
+    seen = exclude.groupBy(c.USER_ID).agg(F.collect_list(c.ARTIST_ID).alias("seen"))
+    rows = users.join(seen, c.USER_ID, "left").select(c.USER_ID, "vec", "offset", "seen")
+    bc = spark.sparkContext.broadcast(catalog)
+    lo, hi = clip
+
+    def score_partition(part: Iterable[Any]) -> Iterator[tuple[int, int, int, float]]:
+        cat: Catalog = bc.value
+        n_items = cat.artist_ids.size
+        block = max(1, min(4096, BLOCK_CELLS // max(n_items, 1)))
+        batch: list[Any] = []
+        for row in part:
+            batch.append(row)
+            if len(batch) >= block:
+                yield from _score_block(batch, cat, n, lo, hi)
+                batch = []
+        if batch:
+            yield from _score_block(batch, cat, n, lo, hi)
+
+    out = rows.rdd.mapPartitions(score_partition)
+    return spark.createDataFrame(out, RECOMMENDATION_SCHEMA)
+
+
+def _score_block(batch: list[Any], cat: Catalog, n: int, lo: float,
+                 hi: float) -> Iterator[tuple[int, int, int, float]]:
+    n_items = cat.artist_ids.size
+    if n_items == 0:
+        return
+    vecs = np.array([row["vec"] for row in batch], dtype=np.float64)
+    offsets = np.array([row["offset"] for row in batch], dtype=np.float64)
+    scores = vecs @ cat.matrix.T + cat.offsets[None, :] + offsets[:, None]
+    ranking = scores + cat.prior[None, :] if cat.prior is not None else scores.copy()
+    for i, row in enumerate(batch):
+        if row["seen"]:
+            seen = np.asarray(row["seen"], dtype=np.int64)
+            pos = np.minimum(np.searchsorted(cat.artist_ids, seen), n_items - 1)
+            pos = pos[cat.artist_ids[pos] == seen]  # artists outside the catalog: nothing to mask
+            ranking[i, pos] = -np.inf
+    for i, row in enumerate(batch):
+        s = ranking[i]
+        available = int(np.isfinite(s).sum())
+        take = min(n, available)
+        if take == 0:
+            continue
+        kth = np.partition(s, n_items - take)[n_items - take]
+        cand = np.flatnonzero(s >= kth)
+        order = cand[np.lexsort((cand, -s[cand]))][:take]
+        user_id = int(row[c.USER_ID])
+        for rank, j in enumerate(order.tolist(), start=1):
+            yield user_id, rank, int(cat.artist_ids[j]), round(float(min(max(scores[i, j], lo), hi)), 4)
+
+
+def model_catalog(model: RecommenderModel) -> Catalog:
+    """Artists with factors, as [scale * y_i, mu + b_i]; users pair with [x_u, 1] + b_u.
+
+    The ranking adds popularity_weight * log(1 + n_ratings): a predicted rating alone ranks
+    obscure artists with a lucky estimate first, while what a user will actually play and like
+    also depends on how likely they are to meet the artist at all."""
+    p = model.params
+    rows = (model.items.filter(F.col(FEATURES).isNotNull())
+            .select(c.ARTIST_ID, BIAS, FEATURES, N_RATINGS).orderBy(c.ARTIST_ID).collect())
+    ids = np.array([r[c.ARTIST_ID] for r in rows], dtype=np.int64)
+    if not rows:
+        return Catalog(ids, np.zeros((0, p.rank + 1)), np.zeros(0))
+    factors = np.array([r[FEATURES] for r in rows], dtype=np.float64)
+    if p.feedback == "explicit":
+        matrix = np.hstack([p.residual_scale * factors, np.ones((len(rows), 1))])
+        offsets = p.global_mean + np.array([r[BIAS] for r in rows], dtype=np.float64)
+    else:
+        matrix = np.hstack([factors, np.zeros((len(rows), 1))])
+        offsets = np.zeros(len(rows))
+    prior = p.popularity_weight * np.log1p(np.array([r[N_RATINGS] or 0 for r in rows], dtype=np.float64))
+    return Catalog(ids, matrix, offsets, prior)
+
+
+def model_user_vectors(model: RecommenderModel, user_ids: DataFrame) -> DataFrame:
+    """user_id, vec, offset for the given users; users without factors get zeros, so they
+    receive the artists' bias ranking (still excluding what they rated)."""
+    p = model.params
+    zeros = F.array([F.lit(0.0)] * p.rank)
+    joined = user_ids.select(c.USER_ID).distinct().join(model.users, c.USER_ID, "left")
+    vec = F.concat(F.coalesce(F.col(FEATURES).cast("array<double>"), zeros), F.array(F.lit(1.0)))
+    offset = F.coalesce(F.col(BIAS), F.lit(0.0)) if p.feedback == "explicit" else F.lit(0.0)
+    return joined.select(c.USER_ID, vec.alias("vec"), offset.cast("double").alias("offset"))
+
+
+def recommend(spark: SparkSession, model: RecommenderModel, user_ids: DataFrame,
+              exclude: DataFrame, n: int, catalog: Catalog | None = None) -> DataFrame:
+    catalog = catalog or model_catalog(model)
+    users = model_user_vectors(model, user_ids)
+    p = model.params
+    return top_n_by_user(spark, users, catalog, exclude, n, (p.rating_min, p.rating_max))
+
+
+def popularity_catalog(popularity: DataFrame) -> Catalog:
+    """Artists scored by their popularity column (see evaluate.popularity)."""
+    rows = popularity.orderBy(c.ARTIST_ID).collect()
+    ids = np.array([r[c.ARTIST_ID] for r in rows], dtype=np.int64)
+    pop = np.array([float(r["popularity"]) for r in rows], dtype=np.float64)
+    return Catalog(ids, pop.reshape(-1, 1), np.zeros(len(rows)))
+
+
+def recommend_popular(spark: SparkSession, popularity: DataFrame, user_ids: DataFrame,
+                      exclude: DataFrame, n: int) -> DataFrame:
+    """The popularity baseline: the most popular artists each user has not rated yet."""
+    catalog = popularity_catalog(popularity)
+    users = user_ids.select(c.USER_ID).distinct().select(
+        c.USER_ID, F.array(F.lit(1.0)).alias("vec"), F.lit(0.0).alias("offset"))
+    return top_n_by_user(spark, users, catalog, exclude, n, (float("-inf"), float("inf")))

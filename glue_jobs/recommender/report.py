@@ -1,0 +1,139 @@
+"""The training report: one self-contained HTML page with inline SVG charts (no plotting
+library, so it renders the same from Glue, EMR or a laptop)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+WIDTH, HEIGHT, PAD = 560, 220, 40
+COLOURS = ("#2f6db5", "#e07b39", "#3a9c5b", "#b54a6d", "#7b5cb8")
+
+
+def bar_chart(title: str, bars: Sequence[tuple[str, float]], unit: str = "") -> str:
+    """Vertical bars with their values written on top."""
+    if not bars:
+        return f"<h3>{html.escape(title)}</h3><p>No data.</p>"
+    top = max(v for _, v in bars) or 1.0
+    slot = (WIDTH - 2 * PAD) / len(bars)
+    parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT + 40}" width="{WIDTH}" role="img" '
+             f'aria-label="{html.escape(title)}">']
+    for i, (label, value) in enumerate(bars):
+        h = (HEIGHT - 2 * PAD) * value / top
+        x = PAD + i * slot + slot * 0.1
+        y = HEIGHT - PAD - h
+        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot * 0.8:.1f}" height="{h:.1f}" '
+                     f'fill="{COLOURS[0]}"><title>{html.escape(label)}: {value:g}{unit}</title></rect>')
+        parts.append(f'<text x="{x + slot * 0.4:.1f}" y="{y - 4:.1f}" font-size="10" '
+                     f'text-anchor="middle">{_short(value)}</text>')
+        parts.append(f'<text x="{x + slot * 0.4:.1f}" y="{HEIGHT - PAD + 14}" font-size="10" '
+                     f'text-anchor="middle" transform="rotate(30 {x + slot * 0.4:.1f} '
+                     f'{HEIGHT - PAD + 14})">{html.escape(label)}</text>')
+    parts.append(f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#444"/>')
+    parts.append("</svg>")
+    return f"<h3>{html.escape(title)}</h3>" + "".join(parts)
+
+
+def line_chart(title: str, series: dict[str, list[tuple[float, float]]], x_label: str,
+               y_label: str) -> str:
+    """One line per series over a shared numeric x axis (log-spaced x values are fine)."""
+    points = [p for s in series.values() for p in s]
+    if not points:
+        return f"<h3>{html.escape(title)}</h3><p>No data.</p>"
+    xs = sorted({p[0] for p in points})
+    y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
+    span = (y_hi - y_lo) or 1.0
+
+    def sx(x: float) -> float:
+        return PAD + (WIDTH - 2 * PAD) * (xs.index(x) / max(len(xs) - 1, 1))
+
+    def sy(y: float) -> float:
+        return HEIGHT - PAD - (HEIGHT - 2 * PAD) * (y - y_lo) / span
+
+    parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT + 20}" width="{WIDTH}" role="img" '
+             f'aria-label="{html.escape(title)}">']
+    for i, (name, pts) in enumerate(series.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in sorted(pts))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        for x, y in pts:
+            parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}">'
+                         f'<title>{html.escape(name)}, {x_label}={x:g}: {y:.4f}</title></circle>')
+        parts.append(f'<text x="{WIDTH - PAD + 4}" y="{PAD + 14 * i}" font-size="11" '
+                     f'fill="{colour}">{html.escape(name)}</text>')
+    for x in xs:
+        parts.append(f'<text x="{sx(x):.1f}" y="{HEIGHT - PAD + 14}" font-size="10" '
+                     f'text-anchor="middle">{x:g}</text>')
+    parts.append(f'<text x="{PAD}" y="{PAD - 8}" font-size="10">{html.escape(y_label)} '
+                 f'({y_lo:.4g} .. {y_hi:.4g})</text>')
+    parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT + 10}" font-size="11" '
+                 f'text-anchor="middle">{html.escape(x_label)}</text>')
+    parts.append("</svg>")
+    return f"<h3>{html.escape(title)}</h3>" + "".join(parts)
+
+
+def _short(value: float) -> str:
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:.3g}"
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    base = metrics.get("baselines", {})
+    rows = [
+        ("RMSE (lower is better)", metrics.get("rmse"), base.get("bias_rmse"), base.get("global_mean_rmse")),
+        ("MAE", metrics.get("mae"), base.get("bias_mae"), base.get("global_mean_mae")),
+        (f"precision@{metrics.get('k')}", metrics.get("precision_at_k"),
+         base.get("popularity_precision_at_k"), None),
+        (f"recall@{metrics.get('k')}", metrics.get("recall_at_k"), base.get("popularity_recall_at_k"), None),
+        (f"NDCG@{metrics.get('k')}", metrics.get("ndcg_at_k"), base.get("popularity_ndcg_at_k"), None),
+        (f"MAP@{metrics.get('k')}", metrics.get("map_at_k"), base.get("popularity_map_at_k"), None),
+    ]
+
+    def cell(v: Any) -> str:
+        return "&ndash;" if v is None else f"{v:.4f}"
+
+    body = "".join(f"<tr><td>{html.escape(n)}</td><td>{cell(m)}</td><td>{cell(b)}</td><td>{cell(g)}</td></tr>"
+                   for n, m, b, g in rows)
+    return ("<table><tr><th>metric (test split)</th><th>model</th><th>bias / popularity baseline</th>"
+            f"<th>global mean</th></tr>{body}</table>")
+
+
+def render(metrics: dict[str, Any], rating_hist: list[tuple[str, int]],
+           score_hist: list[tuple[str, int]]) -> str:
+    grid = metrics.get("grid", [])
+    metric = metrics.get("selection_metric", "rmse")
+    series: dict[str, list[tuple[float, float]]] = {}
+    for cand in grid:
+        series.setdefault(f"rank {cand['rank']}", []).append((cand["reg_param"], cand[metric]))
+    best = metrics.get("best_params", {})
+    counts = metrics.get("counts", {})
+    quarantine = metrics.get("quarantine", {})
+    timings = metrics.get("timings_s", {})
+    gate = metrics.get("quality_gate", {})
+    q_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in quarantine.items())
+    c_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in counts.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Recommender run {html.escape(str(metrics.get('run_id')))}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}.grid{{display:flex;flex-wrap:wrap;gap:2em}}</style></head>
+<body><h1>Recommender run {html.escape(str(metrics.get('run_id')))}</h1>
+<p>Feedback: {html.escape(str(metrics.get('feedback')))}. Best parameters: rank {best.get('rank')},
+regParam {best.get('reg_param')} (chosen on validation {html.escape(metric)}).
+Quality gate: <strong>{'passed' if gate.get('passed') else 'failed'}</strong>.
+Catalog coverage of the top-{metrics.get('top_n')}: {metrics.get('catalog_coverage', 0):.1%}.</p>
+{_metrics_table(metrics)}
+<div class="grid">
+<div>{line_chart(f'Validation {metric} over the grid', series, 'regParam', metric)}</div>
+<div>{bar_chart('Rating distribution (ratings learned from)', rating_hist)}</div>
+<div>{bar_chart('Recommendation scores', score_hist)}</div>
+<div>{bar_chart('Stage timings (s)', list(timings.items()), ' s')}</div>
+</div>
+<div class="grid"><div><h3>Counts</h3><table>{c_rows}</table></div>
+<div><h3>Quarantined rows by reason</h3><table>{q_rows}</table></div></div>
+</body></html>
+"""
