@@ -1,0 +1,102 @@
+"""Biases, scoring fallbacks and ranking metrics, checked against hand or plain-Python numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from glue_jobs import contracts as c
+from glue_jobs.recommender import evaluate, model
+
+pytestmark = pytest.mark.spark
+
+
+def frame(spark, rows):  # type: ignore[no-untyped-def]
+    return spark.createDataFrame(rows, f"{c.USER_ID} int, {c.ARTIST_ID} int, {c.RATING} int")
+
+
+def test_biases_match_the_alternating_least_squares_formula(spark) -> None:
+    rows = [(1, 10, 90), (1, 11, 70), (2, 10, 50), (2, 12, 10), (3, 11, 40)]
+    reg = 2.0
+    biases = model.fit_biases(frame(spark, rows), reg)
+    mu = sum(r for _, _, r in rows) / len(rows)
+    bu = {u: 0.0 for u, _, _ in rows}
+    bi: dict[int, float] = {}
+    for _ in range(model.BIAS_SWEEPS):
+        bi = {i: sum(r - mu - bu[u] for u, a, r in rows if a == i) / (reg + sum(1 for _, a, _ in rows if a == i))
+              for i in {a for _, a, _ in rows}}
+        bu = {u: sum(r - mu - bi[a] for uu, a, r in rows if uu == u) / (reg + sum(1 for uu, _, _ in rows if uu == u))
+              for u in bu}
+    assert biases.global_mean == pytest.approx(mu)
+    assert {r.artist_id: r.bias for r in biases.items.collect()} == pytest.approx(bi)
+    assert {r.user_id: r.bias for r in biases.users.collect()} == pytest.approx(bu)
+
+
+def test_scores_fall_back_to_biases_then_the_mean_and_are_clipped(spark) -> None:
+    params = model.ModelParams("explicit", 2, 0.1, 5, 50.0, 10.0, 0.0, 100.0, 1)
+    users = spark.createDataFrame([(1, 5.0, [1.0, 2.0]), (2, -80.0, [0.0, 0.0])],
+                                  "user_id int, bias double, features array<float>")
+    items = spark.createDataFrame([(10, 3.0, [2.0, 1.0], 4), (11, 0.0, None, 1)],
+                                  "artist_id int, bias double, features array<float>, n_ratings long")
+    m = model.RecommenderModel(params, users, items)
+    pairs = spark.createDataFrame([(1, 10), (1, 11), (1, 99), (3, 10), (3, 99), (2, 10)], "user_id int, artist_id int")
+    scores = {(r.user_id, r.artist_id): r.score for r in model.score_pairs(m, pairs).collect()}
+    assert scores == pytest.approx({
+        (1, 10): 50 + 5 + 3 + 10 * (2 + 2),   # full model
+        (1, 11): 50 + 5 + 0,                   # artist without factors: biases
+        (1, 99): 50 + 5,                       # unknown artist: user bias
+        (3, 10): 50 + 3,                       # unknown user: artist bias
+        (3, 99): 50,                           # both unknown: global mean
+        (2, 10): 0.0,                          # 50 - 80 + 3 clipped to the scale
+    })
+    assert all(not math.isnan(v) for v in scores.values())
+
+
+def plain_ranking(recs: dict[int, list[int]], relevant: dict[int, set[int]], k: int) -> dict[str, float]:
+    """Textbook definitions, one user at a time, averaged over users with relevant items."""
+    p = r = n = ap = 0.0
+    for user, rel in relevant.items():
+        got = recs.get(user, [])[:k]
+        hits = [1.0 if a in rel else 0.0 for a in got]
+        p += sum(hits) / k
+        r += sum(hits) / len(rel)
+        dcg = sum(h / math.log2(i + 2) for i, h in enumerate(hits))
+        idcg = sum(1 / math.log2(i + 2) for i in range(min(len(rel), k)))
+        n += dcg / idcg
+        cum = 0.0
+        prec_sum = 0.0
+        for i, h in enumerate(hits):
+            if h:
+                cum += 1
+                prec_sum += cum / (i + 1)
+        ap += prec_sum / min(len(rel), k)
+    users = len(relevant)
+    return {"precision_at_k": p / users, "recall_at_k": r / users, "ndcg_at_k": n / users, "map_at_k": ap / users}
+
+
+def test_ranking_metrics_match_a_plain_python_computation(spark) -> None:
+    recs = {1: [10, 11, 12], 2: [13, 10, 14], 4: [10, 11, 12]}
+    relevant = {1: {11, 15}, 2: {13, 14, 10, 16}, 3: {10}}  # user 3 got nothing: scores zero
+    rec_df = spark.createDataFrame(
+        [(u, i + 1, a) for u, lst in recs.items() for i, a in enumerate(lst)], "user_id int, rank int, artist_id int")
+    rel_df = spark.createDataFrame([(u, a) for u, s in relevant.items() for a in s], "user_id int, artist_id int")
+    got = evaluate.ranking_metrics(rec_df, rel_df, k=3)
+    assert got == pytest.approx(plain_ranking(recs, relevant, 3))
+
+
+def test_relevance_uses_the_threshold_and_never_counts_255(spark) -> None:
+    test = frame(spark, [(1, 10, 70), (1, 11, 69), (1, 12, 255), (2, 10, 100)])
+    rel = {(r.user_id, r.artist_id) for r in evaluate.relevant_items(test, "explicit", 70).collect()}
+    assert rel == {(1, 10), (2, 10)}
+    implicit = {(r.user_id, r.artist_id) for r in evaluate.relevant_items(test, "implicit", 70).collect()}
+    assert implicit == {(1, 10), (1, 11), (2, 10)}
+
+
+def test_popularity_counts_likes_and_breaks_ties_by_volume(spark) -> None:
+    train = frame(spark, [(1, 10, 90), (2, 10, 80), (1, 11, 90), (2, 11, 10), (3, 11, 20), (1, 12, 10),
+                          (2, 13, 95)])
+    pop = {r.artist_id: r for r in evaluate.popularity(train, "explicit", 70).collect()}
+    assert pop[10].n_ratings == 2 and pop[11].n_ratings == 3
+    # two likes beat one; among one-like artists the more rated wins; no like comes last
+    assert pop[10].popularity > pop[11].popularity > pop[13].popularity > pop[12].popularity

@@ -1,0 +1,79 @@
+"""The top-N kernel that every recommendation goes through, on hand-made catalogs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glue_jobs.recommender.recommend import Catalog, _score_block
+
+
+def catalog(scores: list[float], prior: list[float] | None = None) -> Catalog:
+    ids = np.arange(1, len(scores) + 1, dtype=np.int64) * 10
+    return Catalog(ids, np.array(scores, dtype=np.float64).reshape(-1, 1), np.zeros(len(scores)),
+                   None if prior is None else np.array(prior))
+
+
+def top(cat: Catalog, seen: list[int] | None, n: int, lo: float = 0, hi: float = 100,
+        offset: float = 0.0) -> list[tuple[int, int, int, float]]:
+    row = {"user_id": 7, "vec": [1.0], "offset": offset, "seen": seen}
+    return list(_score_block([row], cat, n, lo, hi))
+
+
+def test_highest_scores_first_and_seen_artists_never_returned() -> None:
+    cat = catalog([50, 90, 70, 95, 10])
+    recs = top(cat, seen=[40], n=3)  # artist 40 has the best score but was rated
+    assert [r[2] for r in recs] == [20, 30, 10]
+    assert [r[1] for r in recs] == [1, 2, 3]
+    assert all(r[0] == 7 for r in recs)
+
+
+def test_ties_are_broken_by_artist_id_whatever_the_catalog_order() -> None:
+    cat = catalog([80, 80, 80, 80])
+    assert [r[2] for r in top(cat, None, n=2)] == [10, 20]
+    assert [r[2] for r in top(cat, [10], n=2)] == [20, 30]
+
+
+def test_scores_are_clipped_to_the_scale_but_ranked_on_raw_values() -> None:
+    cat = catalog([130, 150, -20])
+    recs = top(cat, None, n=3)
+    assert [r[2] for r in recs] == [20, 10, 30]
+    assert [r[3] for r in recs] == [100.0, 100.0, 0.0]
+
+
+def test_fewer_recommendations_when_the_user_has_rated_almost_everything() -> None:
+    cat = catalog([1, 2, 3])
+    assert [r[2] for r in top(cat, [10, 30], n=5)] == [20]
+    assert top(cat, [10, 20, 30], n=5) == []
+
+
+def test_seen_artists_outside_the_catalog_are_ignored() -> None:
+    cat = catalog([1, 2, 3])
+    assert [r[2] for r in top(cat, [5, 999, 30], n=2)] == [20, 10]
+
+
+def test_prior_changes_the_order_but_not_the_scores_shown() -> None:
+    cat = catalog([60, 70], prior=[20, 0])
+    recs = top(cat, None, n=2)
+    assert [r[2] for r in recs] == [10, 20]
+    assert [r[3] for r in recs] == [60.0, 70.0]
+
+
+def test_user_offset_is_added_to_every_score() -> None:
+    recs = top(catalog([40, 20]), None, n=2, offset=5.0)
+    assert [r[3] for r in recs] == [45.0, 25.0]
+
+
+def test_a_block_of_users_matches_scoring_each_alone() -> None:
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(50, 3))
+    cat = Catalog(np.arange(50, dtype=np.int64), matrix, rng.normal(size=50))
+    rows = [{"user_id": u, "vec": rng.normal(size=3).tolist(), "offset": 0.0,
+             "seen": rng.choice(50, size=5, replace=False).tolist()} for u in range(6)]
+    together = list(_score_block(rows, cat, 4, -1e9, 1e9))
+    alone = [r for row in rows for r in _score_block([row], cat, 4, -1e9, 1e9)]
+    assert together == alone
+    for row in rows:
+        expected = matrix @ np.array(row["vec"]) + cat.offsets
+        expected[row["seen"]] = -np.inf
+        best = np.argsort(-expected, kind="stable")[:4]
+        assert [r[2] for r in together if r[0] == row["user_id"]] == best.tolist()
