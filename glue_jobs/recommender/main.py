@@ -103,7 +103,12 @@ def _main_glue(argv: list[str]) -> int:  # pragma: no cover - needs the Glue run
 
     full_argv = ["glue", *argv]
     job_args = getResolvedOptions(full_argv, ["JOB_NAME"]) if "--JOB_NAME" in argv else {}
-    config = cfg.parse_args(cfg.glue_argv(full_argv, getResolvedOptions))
+    line = cfg.glue_argv(full_argv, getResolvedOptions)
+    if "--checkpoint-dir" not in line and "--TempDir" in argv:
+        # Glue's own temporary S3 path keeps ALS checkpoints off the workers' small disks.
+        temp_dir = getResolvedOptions(full_argv, ["TempDir"])["TempDir"]
+        line += ["--checkpoint-dir", temp_dir.rstrip("/") + "/als-checkpoints"]
+    config = cfg.parse_args(line)
     glue_context = GlueContext(SparkContext.getOrCreate())
     job = Job(glue_context)
     job.init(job_args.get("JOB_NAME", "recommender"), job_args)

@@ -165,6 +165,16 @@ def test_same_seed_gives_the_same_recommendations(spark, sample, tmp_path: Path)
     assert outs[0] == outs[1]
 
 
+def test_k_fold_tuning_averages_every_fold(spark, sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    conf = job_config(sample, tmp_path / "kfold", folds=2, ranks=(4,), reg_params=(0.05, 0.2),
+                      popularity_weights=(0.1,), score_pairs=None)
+    m = execute(spark, conf).metrics
+    assert [g["reg_param"] for g in m["grid"]] == [0.05, 0.2]
+    assert all(10 < g["rmse"] < 30 for g in m["grid"])
+    best = min(m["grid"], key=lambda g: g["rmse"])
+    assert m["best_params"]["reg_param"] == best["reg_param"]
+
+
 def test_too_much_bad_input_fails_and_publishes_nothing(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.tsv"
     bad.write_text("".join(f"1\t{a}\t3\n" for a in range(2, 7)) + "x\ty\tz\n" * 2)

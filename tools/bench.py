@@ -1,0 +1,130 @@
+"""`make bench`: runs the default job on generated data of several sizes and prints a table of
+wall time, stage timings, peak memory of the driver (Python + JVM, local mode) and quality.
+
+    python tools/bench.py [--sizes 100000,1000000] [--out .bench/results.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from glue_jobs import contracts as c  # noqa: E402
+from glue_jobs import datagen  # noqa: E402
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants (the job's Python and its JVM)."""
+    tree = _children()
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(tree.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            pass
+    return total / 2**20
+
+
+def run_job(args: list[str]) -> tuple[float, float, int]:
+    peak = 0.0
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "glue_jobs.recommender", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss_mb(proc.pid))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = proc.communicate()
+    done.set()
+    sampler.join()
+    if proc.returncode:
+        print(output[-4000:], file=sys.stderr)
+    return time.perf_counter() - start, peak, proc.returncode
+
+
+def fmt(v: object, digits: int = 4) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--out", type=Path, default=ROOT / ".bench" / "results.md")
+    parser.add_argument("--work", type=Path, default=ROOT / ".bench")
+    opts = parser.parse_args()
+    rows = []
+    for size in [int(s) for s in opts.sizes.split(",")]:
+        data_file = opts.work / "data" / f"ratings-{size}.tsv"
+        if not data_file.exists():
+            data = datagen.generate(size, seed=42)
+            datagen.write_r1(data_file, datagen.r1_lines(data, 42))
+        out = opts.work / f"run-{size}"
+        wall, peak, code = run_job(["--input", str(data_file), "--output", str(out)])
+        if code:
+            print(f"job failed on {size} ratings (exit {code})", file=sys.stderr)
+            return 1
+        m = json.loads((out / c.METRICS_FILE).read_text())
+        rows.append((size, wall, peak, m))
+        print(f"{size:>9} ratings: {wall:6.1f} s, peak {peak:6.0f} MB", flush=True)
+
+    lines = ["| ratings | wall s | peak MB (driver: Python + JVM) | stage timings s | RMSE | bias RMSE | "
+             "global-mean RMSE | RMSE gain vs bias | MAE | NDCG@10 | popularity NDCG@10 | "
+             "precision@10 | popularity precision@10 | best rank, reg, pop. weight |",
+             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for size, wall, peak, m in rows:
+        b = m["baselines"]
+        gain = 1 - m["rmse"] / b["bias_rmse"] if m["rmse"] and b["bias_rmse"] else None
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in m["timings_s"].items())
+        bp = m["best_params"]
+        lines.append(
+            f"| {size:,} | {wall:.1f} | {peak:.0f} | {stages} | {fmt(m['rmse'], 3)} | {fmt(b['bias_rmse'], 3)} | "
+            f"{fmt(b['global_mean_rmse'], 3)} | {fmt(gain, 3) if gain is None else f'{gain:.1%}'} | "
+            f"{fmt(m['mae'], 3)} | {fmt(m['ndcg_at_k'])} | {fmt(b['popularity_ndcg_at_k'])} | "
+            f"{fmt(m['precision_at_k'])} | {fmt(b['popularity_precision_at_k'])} | "
+            f"{bp['rank']}, {bp['reg_param']}, {bp['popularity_weight']:g} |")
+    table = "\n".join(lines)
+    header = (f"Default job (`python -m glue_jobs.recommender --input FILE --output DIR`, grid "
+              f"ranks 10,20,50 x regParam 0.05,0.1,0.2, tuning included) on generated data, "
+              f"{os.cpu_count()} cores, local[2]. Command: `make bench`.\n\n")
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(header + table + "\n")
+    print()
+    print(table)
+    print(f"\nwritten to {opts.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
