@@ -84,3 +84,36 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def is_run_id(value: str) -> bool:
     return bool(RUN_ID_PATTERN.match(value))
+
+
+# --- Published runs on S3 (or a local folder) -------------------------------------------
+RUNS_PREFIX = "runs"
+LATEST_FILE = "latest.json"  # {"run_id": ..., "path": ..., "published_at": ...}
+QUICKSIGHT_MANIFEST_FILE = "quicksight-manifest.json"
+
+
+def run_path(root: str, run_id: str) -> str:
+    return f"{root.rstrip('/')}/{RUNS_PREFIX}/{run_id}"
+
+
+# --- DynamoDB: one item per user per run, a pointer item names the active run ---------------
+DDB_PARTITION_KEY = USER_ID  # number
+DDB_SORT_KEY = "run_id"  # string
+DDB_RECOMMENDATIONS = "recommendations"  # list of {artist_id, score, rank[, artist_name]}
+DDB_GENERATED_AT = "generated_at"
+DDB_TTL_ATTRIBUTE = "expires_at"
+DDB_CONTROL_USER_ID = 0  # not a real user (R1 ids start at 1): holds the pointer and fallbacks
+DDB_POINTER_SORT_KEY = "ACTIVE"  # (0, "ACTIVE"): the active-run pointer
+DDB_ACTIVE_RUN = "active_run_id"
+DDB_PREVIOUS_RUN = "previous_run_id"
+DDB_TOP_N = "top_n"
+DDB_FALLBACK = "fallback"  # (0, <run_id>) holds the run's popularity list, marked fallback
+DDB_BATCH_SIZE = 25  # BatchWriteItem's limit
+
+# --- Aurora MySQL ------------------------------------------------------------------------
+SQL_RECOMMENDATIONS = "recommendations"
+SQL_RECOMMENDATIONS_STAGING = "recommendations_staging"
+SQL_RECOMMENDATIONS_PREVIOUS = "recommendations_previous"
+SQL_ARTISTS = "artists"
+SQL_MODEL_RUNS = "model_runs"
+SQL_MIGRATIONS = "schema_migrations"

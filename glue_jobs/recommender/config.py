@@ -14,7 +14,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class JobConfig:
     inputs: tuple[str, ...]
-    output: str
+    output: str | None = None
     artists: str | None = None
     top_n: int = 5
     ranks: tuple[int, ...] = (10, 20, 50)
@@ -42,9 +42,26 @@ class JobConfig:
     shuffle_partitions: int = 4
     driver_memory: str = "4g"
     master: str = "local[2]"
+    runs_root: str | None = None
+    dynamodb_table: str | None = None
+    dynamodb_endpoint: str | None = None
+    dynamodb_region: str | None = None
+    dynamodb_ttl_days: int = 30
+    dynamodb_max_writes_per_s: float = 0.0
+    aurora_url: str | None = None
+    aurora_secret_arn: str | None = None
+    aurora_batch_size: int = 5000
 
     def __post_init__(self) -> None:
         problems = []
+        if bool(self.output) == bool(self.runs_root):
+            problems.append("give exactly one of --output DIR (plain outputs) or --runs-root ROOT "
+                            "(versioned runs/<run_id>/ plus latest.json)")
+        if self.aurora_url and self.aurora_secret_arn:
+            problems.append("give --aurora-url (local) or --aurora-secret-arn (AWS), not both")
+        if self.dynamodb_ttl_days < 1 or self.aurora_batch_size < 1 or self.dynamodb_max_writes_per_s < 0:
+            problems.append("--dynamodb-ttl-days and --aurora-batch-size must be positive, "
+                            "--dynamodb-max-writes-per-s not negative")
         if not self.inputs:
             problems.append("--input names no path")
         if self.top_n < 1:
@@ -78,6 +95,26 @@ class JobConfig:
         if problems:
             raise ConfigError("; ".join(problems))
 
+    def output_for(self, run_id: str) -> str:
+        from glue_jobs.contracts import run_path
+
+        return self.output or run_path(self.runs_root or "", run_id)
+
+    def publish_settings(self):  # -> publish.PublishSettings (imported lazily: boto3, SQLAlchemy)
+        from glue_jobs.recommender.publish import PublishSettings
+        from glue_jobs.recommender.publish.aurora import AuroraSettings
+        from glue_jobs.recommender.publish.dynamo import DynamoSettings
+
+        return PublishSettings(
+            runs_root=self.runs_root,
+            dynamo=DynamoSettings(self.dynamodb_table, self.dynamodb_endpoint, self.dynamodb_region,
+                                  self.dynamodb_ttl_days, self.dynamodb_max_writes_per_s)
+            if self.dynamodb_table else None,
+            aurora=AuroraSettings(self.aurora_url, self.aurora_secret_arn, self.dynamodb_region,
+                                  self.aurora_batch_size)
+            if (self.aurora_url or self.aurora_secret_arn) else None,
+        )
+
     @property
     def rating_scale(self) -> tuple[float, float]:
         """Scores are clipped to the input's scale: 0..100 ratings, or 0..1 preferences."""
@@ -105,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--input", required=True,
                    help="ratings: file(s), directory or glob, comma-separated; .gz allowed")
-    p.add_argument("--output", required=True, help="output directory (local path or s3://)")
+    p.add_argument("--output", help="output directory (local path or s3://)")
+    p.add_argument("--runs-root", help="publish as ROOT/runs/<run_id>/ and point ROOT/latest.json at it")
     p.add_argument("--artists", help="artist names file: artist_id<TAB>name, Windows-1252")
     p.add_argument("--top-n", type=int, default=5, help="recommendations per user (default 5)")
     p.add_argument("--ranks", type=_int_list, default=(10, 20, 50), help="ALS ranks to try")
@@ -144,13 +182,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shuffle-partitions", type=int, default=4)
     p.add_argument("--driver-memory", default="4g", help="local runs only")
     p.add_argument("--master", default="local[2]", help="local runs only")
+    p.add_argument("--dynamodb-table", help="publish to this DynamoDB table")
+    p.add_argument("--dynamodb-endpoint", help="DynamoDB endpoint URL (local stand-ins only)")
+    p.add_argument("--dynamodb-region", help="AWS region of the table (default: the environment's)")
+    p.add_argument("--dynamodb-ttl-days", type=int, default=30, help="items of a run expire after this")
+    p.add_argument("--dynamodb-max-writes-per-s", type=float, default=0.0,
+                   help="cap on item writes per second across the job (0: no cap)")
+    p.add_argument("--aurora-url", help="SQLAlchemy URL, e.g. mysql+pymysql://user@host/db or sqlite:///f.db")
+    p.add_argument("--aurora-secret-arn", help="Secrets Manager secret with the Aurora credentials")
+    p.add_argument("--aurora-batch-size", type=int, default=5000)
     return p
 
 
 def config_from_namespace(ns: argparse.Namespace) -> JobConfig:
     return JobConfig(
         inputs=tuple(p.strip() for p in ns.input.split(",") if p.strip()),
-        output=ns.output.rstrip("/"),
+        output=ns.output.rstrip("/") if ns.output else None,
+        runs_root=ns.runs_root.rstrip("/") if ns.runs_root else None,
+        dynamodb_table=ns.dynamodb_table,
+        dynamodb_endpoint=ns.dynamodb_endpoint,
+        dynamodb_region=ns.dynamodb_region,
+        dynamodb_ttl_days=ns.dynamodb_ttl_days,
+        dynamodb_max_writes_per_s=ns.dynamodb_max_writes_per_s,
+        aurora_url=ns.aurora_url,
+        aurora_secret_arn=ns.aurora_secret_arn,
+        aurora_batch_size=ns.aurora_batch_size,
         artists=ns.artists,
         top_n=ns.top_n,
         ranks=tuple(ns.ranks),

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender import evaluate, model, recommend, report, storage, tuning
+from glue_jobs.recommender import evaluate, model, publish, recommend, report, storage, tuning
 from glue_jobs.recommender.config import JobConfig
 from glue_jobs.recommender.ingest import INT_PATTERN, InputError, ingest, read_artist_names
 
@@ -103,6 +103,12 @@ def read_pairs(spark: SparkSession, path: str) -> DataFrame:
 def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> JobResult:
     run_id = run_id or c.new_run_id()
     timer = StageTimer()
+    sinks = config.publish_settings()
+    with timer("preflight"):
+        try:
+            publish.preflight(sinks)
+        except publish.PublishError as exc:
+            raise JobFailed(f"{exc}. Nothing was trained or published.") from exc
     metrics: dict[str, Any] = {"run_id": run_id, "feedback": config.feedback, "k": config.k,
                                "top_n": config.top_n}
 
@@ -193,7 +199,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
 
     # --- write: drop the old marker first, so nobody trusts a half-replaced directory ---------
     with timer("write"):
-        out = config.output
+        out = config.output_for(run_id)
         storage.remove(storage.join(out, c.SUCCESS_MARKER))
         recs = recs.orderBy(c.USER_ID, c.RANK)
         recs.write.mode("overwrite").parquet(storage.join(out, c.RECOMMENDATIONS_DIR))
@@ -212,6 +218,20 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
                        report.render(metrics, rating_histogram(learn), score_histogram(recs, config)),
                        "text/html")
     storage.write_text(storage.join(out, c.SUCCESS_MARKER), run_id)
+    if sinks.enabled:
+        with timer("publish"):
+            try:
+                metrics["published"] = publish.publish_run(
+                    recs, [r.asDict() for r in popular.collect()],
+                    [{c.ARTIST_ID: r[c.ARTIST_ID], "name": r[c.ARTIST_NAME]} for r in artists.collect()]
+                    if artists is not None else [],
+                    run_id, config.top_n, metrics, sinks)
+            except publish.PublishError as exc:
+                raise JobFailed(f"{exc}. The run's files are complete under {out}, but the previously "
+                                "published run is still the one being served.") from exc
+        metrics["timings_s"] = dict(timer.timings)
+        storage.write_text(storage.join(out, c.METRICS_FILE), json.dumps(metrics, indent=2, sort_keys=True),
+                           "application/json")
     for df in (ratings, quarantine, blocked, learn, train, valid, test, recs, popular):
         df.unpersist()
     return JobResult(run_id, out, metrics)

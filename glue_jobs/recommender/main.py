@@ -46,6 +46,10 @@ def prepare_session(spark: SparkSession, config: cfg.JobConfig) -> None:
     # lineage grows with every iteration until a long run overflows the stack.
     spark.sparkContext.setCheckpointDir(config.checkpoint_dir or tempfile.mkdtemp(prefix="als-ckpt-"))
     spark.conf.set("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
+    # The run's own _SUCCESS is the contract; per-directory markers from Hadoop would also be
+    # picked up by QuickSight's manifest prefix as a (bad) CSV file.
+    spark.sparkContext._jsc.hadoopConfiguration().set(
+        "mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
 
 
 def execute(spark: SparkSession, config: cfg.JobConfig) -> JobResult:

@@ -53,3 +53,17 @@ def remove(path: str, client: Any = None) -> None:
         (client or boto3.client("s3")).delete_object(Bucket=bucket, Key=key)
         return
     Path(path).unlink(missing_ok=True)
+
+
+def list_files(directory: str, suffix: str = "", client: Any = None) -> list[str]:
+    if is_s3(directory):
+        import boto3
+
+        bucket, prefix = _split_s3(directory.rstrip("/") + "/")
+        s3 = client or boto3.client("s3")
+        keys: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(suffix)]
+        scheme = directory.split("://", 1)[0]
+        return sorted(f"{scheme}://{bucket}/{k}" for k in keys)
+    return sorted(str(p) for p in Path(directory).glob(f"*{suffix}") if p.is_file())

@@ -1,0 +1,189 @@
+"""DynamoDB sink: one item per user per run, written in batches of 25 with retries, then a
+conditional flip of the pointer item that names the active run."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from glue_jobs import contracts as c
+
+
+class PublishError(RuntimeError):
+    """A sink could not take the run; the previously published run is still the active one."""
+
+
+@dataclass(frozen=True)
+class DynamoSettings:
+    table: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    ttl_days: int = 30
+    max_writes_per_s: float = 0.0  # 0: as fast as the table takes them
+    max_attempts: int = 8
+    base_delay_s: float = 0.05
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("dynamodb", endpoint_url=self.endpoint_url, region_name=self.region,
+                            config=Config(retries={"max_attempts": 3, "mode": "standard"}))
+
+
+RETRYABLE = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+             "InternalServerError", "ServiceUnavailable"}
+
+
+def check_table(client: Any, table: str) -> None:
+    """Fails before anything is written if the table is missing or keyed differently."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    try:
+        desc = client.describe_table(TableName=table)["Table"]
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code == "ResourceNotFoundException":
+            raise PublishError(f"DynamoDB table {table!r} does not exist (--dynamodb-table)") from exc
+        raise PublishError(f"DynamoDB table {table!r} cannot be described: {code}") from exc
+    except EndpointConnectionError as exc:
+        raise PublishError(f"DynamoDB endpoint unreachable: {exc}") from exc
+    keys = {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]}
+    if keys != {c.DDB_PARTITION_KEY: "HASH", c.DDB_SORT_KEY: "RANGE"}:
+        raise PublishError(f"DynamoDB table {table!r} has keys {keys}; expected "
+                           f"{c.DDB_PARTITION_KEY} (HASH, N) and {c.DDB_SORT_KEY} (RANGE, S)")
+
+
+def _number(value: float) -> dict[str, str]:
+    return {"N": str(Decimal(str(round(float(value), 4))))}
+
+
+def recommendation_list(recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    out = []
+    for r in sorted(recs, key=lambda r: r[c.RANK]):
+        entry: dict[str, Any] = {c.ARTIST_ID: {"N": str(int(r[c.ARTIST_ID]))}, c.SCORE: _number(r[c.SCORE]),
+                                 c.RANK: {"N": str(int(r[c.RANK]))}}
+        if r.get(c.ARTIST_NAME):
+            entry[c.ARTIST_NAME] = {"S": str(r[c.ARTIST_NAME])}
+        out.append({"M": entry})
+    return {"L": out}
+
+
+def expiry(generated_at: datetime, ttl_days: int) -> int:
+    return int((generated_at + timedelta(days=ttl_days)).timestamp())
+
+
+def user_item(user_id: int, run_id: str, recs: Iterable[dict[str, Any]], generated_at: datetime,
+              ttl_days: int) -> dict[str, Any]:
+    return {
+        c.DDB_PARTITION_KEY: {"N": str(int(user_id))},
+        c.DDB_SORT_KEY: {"S": run_id},
+        c.DDB_RECOMMENDATIONS: recommendation_list(recs),
+        c.DDB_GENERATED_AT: {"S": generated_at.isoformat()},
+        c.DDB_TTL_ATTRIBUTE: {"N": str(expiry(generated_at, ttl_days))},
+    }
+
+
+def fallback_item(run_id: str, popular: Iterable[dict[str, Any]], generated_at: datetime,
+                  ttl_days: int) -> dict[str, Any]:
+    item = user_item(c.DDB_CONTROL_USER_ID, run_id, popular, generated_at, ttl_days)
+    item[c.DDB_FALLBACK] = {"BOOL": True}
+    return item
+
+
+def write_batches(client: Any, table: str, items: Iterable[dict[str, Any]], *, max_attempts: int = 8,
+                  base_delay_s: float = 0.05, max_delay_s: float = 5.0, writes_per_s: float = 0.0,
+                  sleep: Callable[[float], None] = time.sleep) -> int:
+    """PutRequests in batches of 25; unprocessed items and throttling are retried with
+    exponential backoff and full jitter. Raises PublishError when a batch still has
+    unprocessed items after max_attempts. Puts are idempotent, so a retried run is safe."""
+    from botocore.exceptions import ClientError
+
+    written = 0
+    for batch in _chunks(items, c.DDB_BATCH_SIZE):
+        pending = [{"PutRequest": {"Item": item}} for item in batch]
+        started = time.monotonic()
+        for attempt in range(max_attempts):
+            try:
+                response = client.batch_write_item(RequestItems={table: pending})
+                pending = response.get("UnprocessedItems", {}).get(table, [])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] not in RETRYABLE:
+                    raise PublishError(f"DynamoDB write to {table!r} failed: {exc}") from exc
+            if not pending:
+                break
+            sleep(random.uniform(0, min(max_delay_s, base_delay_s * 2**attempt)))
+        else:
+            raise PublishError(f"DynamoDB write to {table!r}: {len(pending)} item(s) still unprocessed "
+                               f"after {max_attempts} attempts (throttled); the active run is unchanged")
+        written += len(batch)
+        if writes_per_s > 0:
+            sleep(max(0.0, len(batch) / writes_per_s - (time.monotonic() - started)))
+    return written
+
+
+def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def pointer_key() -> dict[str, Any]:
+    return {c.DDB_PARTITION_KEY: {"N": str(c.DDB_CONTROL_USER_ID)}, c.DDB_SORT_KEY: {"S": c.DDB_POINTER_SORT_KEY}}
+
+
+def active_run(client: Any, table: str) -> dict[str, Any] | None:
+    item = client.get_item(TableName=table, Key=pointer_key(), ConsistentRead=True).get("Item")
+    if not item:
+        return None
+    return {c.DDB_ACTIVE_RUN: item[c.DDB_ACTIVE_RUN]["S"],
+            c.DDB_PREVIOUS_RUN: item.get(c.DDB_PREVIOUS_RUN, {}).get("S"),
+            c.DDB_TOP_N: int(item[c.DDB_TOP_N]["N"]) if c.DDB_TOP_N in item else None}
+
+
+def run_is_loaded(client: Any, table: str, run_id: str) -> bool:
+    """The fallback item is written last of a run's items, so its presence means complete."""
+    key = {c.DDB_PARTITION_KEY: {"N": str(c.DDB_CONTROL_USER_ID)}, c.DDB_SORT_KEY: {"S": run_id}}
+    return "Item" in client.get_item(TableName=table, Key=key, ConsistentRead=True)
+
+
+def flip_pointer(client: Any, table: str, run_id: str, top_n: int, *, force: bool = False) -> bool:
+    """Makes run_id the active run. Unless forced (rollback), only a newer run id may replace
+    the active one; flipping to the already-active run changes nothing. Returns True when the
+    pointer now names run_id."""
+    from botocore.exceptions import ClientError
+
+    current = active_run(client, table)
+    if current and current[c.DDB_ACTIVE_RUN] == run_id:
+        return True
+    values: dict[str, Any] = {":run": {"S": run_id}, ":n": {"N": str(top_n)},
+                              ":at": {"S": datetime.now(UTC).isoformat()}}
+    update = f"SET {c.DDB_ACTIVE_RUN} = :run, {c.DDB_TOP_N} = :n, updated_at = :at"
+    if current:
+        values[":prev"] = {"S": current[c.DDB_ACTIVE_RUN]}
+        update += f", {c.DDB_PREVIOUS_RUN} = :prev"
+        # The pointer must still be what we read (no concurrent flip), and newer unless forced.
+        condition = f"{c.DDB_ACTIVE_RUN} = :prev" + ("" if force else f" AND {c.DDB_ACTIVE_RUN} < :run")
+    else:
+        condition = f"attribute_not_exists({c.DDB_ACTIVE_RUN})"
+    if not force and current and current[c.DDB_ACTIVE_RUN] > run_id:
+        raise PublishError(f"run {run_id} is older than the active run {current[c.DDB_ACTIVE_RUN]}: "
+                           "not replacing it (use rollback to go back on purpose)")
+    try:
+        client.update_item(TableName=table, Key=pointer_key(), UpdateExpression=update,
+                           ConditionExpression=condition, ExpressionAttributeValues=values)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise PublishError(f"active-run pointer changed while publishing {run_id}; not replacing it") from exc
+        raise
+    return True
