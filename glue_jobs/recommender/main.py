@@ -7,6 +7,7 @@ and a JobConfig, so every line of logic is the same in all three places.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -24,12 +25,15 @@ EXIT_FAILED = 2
 
 def local_session(config: cfg.JobConfig) -> SparkSession:
     """A session sized for a laptop or CI box; under spark-submit the submitted master wins."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     conf = SparkConf()
     builder = SparkSession.builder.appName("recommender")
     if not conf.contains("spark.master"):
         builder = (builder.master(config.master)
                    .config("spark.driver.memory", config.driver_memory)
                    .config("spark.ui.enabled", "false")
+                   .config("spark.driver.host", "127.0.0.1")
+                   .config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.ui.showConsoleProgress", "false"))
     spark = (builder
              .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))

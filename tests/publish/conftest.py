@@ -1,0 +1,126 @@
+"""Fixtures for the sinks: a moto server (reachable from Spark's Python workers), a throttling
+proxy in front of it, and a throw-away database on the real MariaDB server."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from glue_jobs import contracts as c
+
+MYSQL_ADMIN_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def create_table(endpoint: str, name: str) -> None:
+    import boto3
+
+    boto3.client("dynamodb", endpoint_url=endpoint).create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": c.DDB_PARTITION_KEY, "KeyType": "HASH"},
+                   {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
+                              {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
+
+
+@pytest.fixture
+def table(moto_endpoint: str) -> str:
+    name = f"recs-{secrets.token_hex(4)}"
+    create_table(moto_endpoint, name)
+    return name
+
+
+class ThrottlingProxy:
+    """Forwards DynamoDB calls to moto, but answers BatchWriteItem with every item unprocessed
+    for the first `throttled_calls` calls (or forever when None): what a throttled table does."""
+
+    def __init__(self, upstream: str, throttled_calls: int | None) -> None:
+        self.upstream = upstream
+        self.throttled_calls = throttled_calls
+        self.batch_calls = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                target = self.headers.get("X-Amz-Target", "")
+                if target.endswith(".BatchWriteItem"):
+                    with proxy.lock:
+                        proxy.batch_calls += 1
+                        throttle = proxy.throttled_calls is None or proxy.batch_calls <= proxy.throttled_calls
+                    if throttle:
+                        self._reply(200, json.dumps({"UnprocessedItems": json.loads(body)["RequestItems"]}).encode())
+                        return
+                request = urllib.request.Request(proxy.upstream + self.path, data=body, method="POST",
+                                                 headers={k: v for k, v in self.headers.items()
+                                                          if k.lower() not in ("host", "content-length")})
+                with urllib.request.urlopen(request) as response:
+                    self._reply(response.status, response.read())
+
+            def _reply(self, status: int, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def throttling_proxy(moto_endpoint: str) -> Iterator[Any]:
+    proxies: list[ThrottlingProxy] = []
+
+    def make(throttled_calls: int | None) -> ThrottlingProxy:
+        proxies.append(ThrottlingProxy(moto_endpoint, throttled_calls))
+        return proxies[-1]
+
+    yield make
+    for p in proxies:
+        p.close()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh database on the real MariaDB server for each test, dropped afterwards."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(MYSQL_ADMIN_URL)
+    name = f"recsys_test_{secrets.token_hex(4)}"
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"MariaDB is not answering at {MYSQL_ADMIN_URL}: {exc}")
+    yield f"{MYSQL_ADMIN_URL.rstrip('/')}/{name}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+    admin.dispose()

@@ -1,0 +1,121 @@
+"""Aurora sink against the real MariaDB server: migrations, atomic swap, failures mid-load."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+import sqlalchemy as sa
+from moto import mock_aws
+
+from glue_jobs import contracts as c
+from glue_jobs.recommender.publish import aurora
+from glue_jobs.recommender.publish.aurora import AuroraSettings
+from glue_jobs.recommender.publish.dynamo import PublishError
+
+pytestmark = pytest.mark.mysql
+RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
+METRICS = {"rmse": 12.0, "best_params": {"rank": 10}, "counts": {"ratings": 100}, "timings_s": {"fit": 1.0}}
+
+
+def rows(n_users: int, top_n: int = 5, artist_base: int = 100) -> list[dict[str, float | int]]:
+    return [{c.USER_ID: u, c.RANK: r, c.ARTIST_ID: artist_base + r, c.SCORE: 90.0 - r}
+            for u in range(1, n_users + 1) for r in range(1, top_n + 1)]
+
+
+def served(engine: sa.Engine) -> tuple[int, set[str]]:
+    with engine.connect() as conn:
+        n = conn.execute(sa.text(f"SELECT COUNT(*) FROM {c.SQL_RECOMMENDATIONS}")).scalar_one()
+        runs = {r[0] for r in conn.execute(sa.text(f"SELECT DISTINCT run_id FROM {c.SQL_RECOMMENDATIONS}"))}
+    return n, runs
+
+
+def statuses(engine: sa.Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text(f"SELECT run_id, status FROM {c.SQL_MODEL_RUNS}")).all())
+
+
+def test_migrations_are_versioned_and_idempotent(mysql_url: str) -> None:
+    engine = sa.create_engine(mysql_url)
+    assert aurora.migrate(engine) == [1, 2]
+    assert aurora.migrate(engine) == []
+    inspector = sa.inspect(engine)
+    assert {c.SQL_RECOMMENDATIONS, c.SQL_ARTISTS, c.SQL_MODEL_RUNS, c.SQL_MIGRATIONS} <= set(inspector.get_table_names())
+    assert "ix_model_runs_status_started" in {ix["name"] for ix in inspector.get_indexes(c.SQL_MODEL_RUNS)}
+
+
+def test_publish_swaps_in_the_new_run_and_keeps_the_previous(mysql_url: str) -> None:
+    engine = sa.create_engine(mysql_url)
+    assert aurora.publish(engine, RUN_A, iter(rows(300)), 1500, metrics=METRICS, batch_size=400,
+                          artists=[{c.ARTIST_ID: 101, "name": "Beyoncé"}]) == 1500
+    assert served(engine) == (1500, {RUN_A})
+    assert aurora.publish(engine, RUN_B, iter(rows(200)), 1000, metrics=METRICS, batch_size=400) == 1000
+    assert served(engine) == (1000, {RUN_B})
+    with engine.connect() as conn:
+        previous = conn.execute(sa.text(f"SELECT COUNT(*) FROM {c.SQL_RECOMMENDATIONS_PREVIOUS}")).scalar_one()
+        name = conn.execute(sa.text(f"SELECT name FROM {c.SQL_ARTISTS} WHERE artist_id = 101")).scalar_one()
+        run = conn.execute(sa.text(f"SELECT metrics, rows_loaded FROM {c.SQL_MODEL_RUNS} WHERE run_id = :r"),
+                           {"r": RUN_B}).one()
+    assert previous == 1500 and name == "Beyoncé"
+    assert json.loads(run.metrics)["rmse"] == 12.0 and run.rows_loaded == 1000
+    assert statuses(engine) == {RUN_A: "superseded", RUN_B: "published"}
+
+
+def test_a_load_interrupted_midway_leaves_the_previous_table_serving(mysql_url: str) -> None:
+    engine = sa.create_engine(mysql_url)
+    aurora.publish(engine, RUN_A, iter(rows(300)), 1500, metrics=METRICS, batch_size=400)
+
+    def fail_after_two(batch_index: int) -> None:
+        if batch_index == 1:
+            raise ConnectionError("network dropped after 2 batches")
+
+    with pytest.raises(PublishError, match="previous recommendations table is still serving"):
+        aurora.publish(engine, RUN_B, iter(rows(300, artist_base=500)), 1500, metrics=METRICS, batch_size=400,
+                       after_batch=fail_after_two)
+    assert served(engine) == (1500, {RUN_A})
+    assert statuses(engine)[RUN_B] == "failed"
+    with engine.connect() as conn:
+        error = conn.execute(sa.text(f"SELECT error FROM {c.SQL_MODEL_RUNS} WHERE run_id = :r"), {"r": RUN_B}).scalar()
+    assert "network dropped" in error
+
+
+def test_a_short_load_is_not_swapped_in(mysql_url: str) -> None:
+    engine = sa.create_engine(mysql_url)
+    aurora.publish(engine, RUN_A, iter(rows(10)), 50, metrics=METRICS)
+    with pytest.raises(PublishError, match="staging table holds 40 rows, expected 50"):
+        aurora.publish(engine, RUN_B, iter(rows(8)), 50, metrics=METRICS)
+    assert served(engine) == (50, {RUN_A})
+
+
+def test_publishing_the_same_run_twice_gives_the_same_table(mysql_url: str) -> None:
+    engine = sa.create_engine(mysql_url)
+    aurora.publish(engine, RUN_A, iter(rows(20)), 100, metrics=METRICS)
+    aurora.publish(engine, RUN_A, iter(rows(20)), 100, metrics=METRICS)
+    assert served(engine) == (100, {RUN_A})
+    assert statuses(engine) == {RUN_A: "published"}
+
+
+def test_unreachable_database_is_named_without_the_password() -> None:
+    engine = AuroraSettings(url="mysql+pymysql://app:s3cret-pw@127.0.0.1:1/recs").engine()
+    with pytest.raises(PublishError, match=r"database mysql\+pymysql://app:\*\*\*@127.0.0.1:1/recs is unreachable") as err:
+        aurora.check_connection(engine)
+    assert "s3cret-pw" not in str(err.value)
+
+
+@mock_aws
+def test_credentials_come_from_secrets_manager(mysql_url: str) -> None:
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    database = mysql_url.rsplit("/", 1)[1]
+    arn = sm.create_secret(Name="aurora", SecretString=json.dumps(
+        {"username": "root", "password": "", "host": "127.0.0.1", "port": 3306, "dbname": database}))["ARN"]
+    engine = AuroraSettings(secret_arn=arn, region="us-east-1").engine()
+    aurora.check_connection(engine)
+    assert engine.url.database == database
+    with pytest.raises(PublishError, match="Aurora secret 'arn:aws:secretsmanager:us-east-1:123456789012:secret:nope' "
+                                           "cannot be read"):
+        AuroraSettings(secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:nope",
+                       region="us-east-1").engine()
+    bad = sm.create_secret(Name="bad", SecretString=json.dumps({"username": "x"}))["ARN"]
+    with pytest.raises(PublishError, match="lacks password, host"):
+        AuroraSettings(secret_arn=bad, region="us-east-1").engine()
