@@ -28,8 +28,9 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-bench: install  ## time and quality figures on generated data of several sizes
+bench: install  ## time and quality on generated data of several sizes, then publish throughput
 	$(PY) tools/bench.py
+	$(PY) tools/bench_publish.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache .mypy_cache .ruff_cache spark-warehouse

@@ -1,9 +1,13 @@
-"""`make demo`: generates R1-layout sample data, runs the job on it and shows what came out."""
+"""`make demo`: generates R1-layout sample data, runs the job on it, publishes the run to all
+three sinks with embedded defaults (files in .demo/curated, DynamoDB in a moto server started
+here, SQLite for the Aurora tables, or MariaDB with DEMO_AURORA_URL=...), and shows results."""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,10 +17,10 @@ sys.path.insert(0, str(ROOT))
 
 from glue_jobs import contracts as c  # noqa: E402
 from glue_jobs import datagen  # noqa: E402
-from glue_jobs.recommender.main import main  # noqa: E402
 
 DEMO = ROOT / ".demo"
 N_RATINGS = 100_000
+TABLE = "recommendations"
 
 
 def show_recommendations(out: Path, users: int = 3) -> None:
@@ -34,20 +38,7 @@ def show_recommendations(out: Path, users: int = 3) -> None:
                   f"predicted rating {float(r[c.SCORE]):5.1f}")
 
 
-def main_demo() -> int:
-    shutil.rmtree(DEMO, ignore_errors=True)
-    data = datagen.generate(N_RATINGS, seed=42)
-    datagen.write_r1(DEMO / "data" / "ratings.tsv", datagen.r1_lines(data, 42))
-    datagen.write_artist_names(DEMO / "data" / "artists.txt", datagen.artist_names(data.artists, 42))
-    print(f"generated {N_RATINGS} ratings + {len(data.bad_lines)} bad rows in {DEMO / 'data'}")
-    out = DEMO / "output"
-    argv = ["--input", str(DEMO / "data" / "ratings.tsv"), "--artists", str(DEMO / "data" / "artists.txt"),
-            "--output", str(out)]
-    print("python -m glue_jobs.recommender " + " ".join(argv))
-    code = main(argv)
-    if code:
-        return code
-    metrics = json.loads((out / c.METRICS_FILE).read_text())
+def print_metrics(metrics: dict) -> None:  # type: ignore[type-arg]
     base = metrics["baselines"]
     print("\ntest split           model    baseline")
     print(f"RMSE              {metrics['rmse']:8.3f}    {base['bias_rmse']:8.3f} (bias)  "
@@ -57,8 +48,60 @@ def main_demo() -> int:
         print(f"{name.replace('_at_k', '@' + str(metrics['k'])):<16}  {metrics[name]:8.4f}    "
               f"{base['popularity_' + name]:8.4f} (popularity)")
     print(f"quarantined rows by reason: { {k: v for k, v in metrics['quarantine'].items() if v} }")
-    show_recommendations(out)
-    print(f"\nall outputs: {out}\nreport: {out / c.REPORT_FILE}")
+
+
+def main_demo() -> int:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from glue_jobs.recommender.main import main
+    from glue_jobs.recommender.publish import dynamo
+
+    shutil.rmtree(DEMO, ignore_errors=True)
+    data = datagen.generate(N_RATINGS, seed=42)
+    datagen.write_r1(DEMO / "data" / "ratings.tsv", datagen.r1_lines(data, 42))
+    datagen.write_artist_names(DEMO / "data" / "artists.txt", datagen.artist_names(data.artists, 42))
+    print(f"generated {N_RATINGS} ratings + {len(data.bad_lines)} bad rows in {DEMO / 'data'}")
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint)
+    ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": c.DDB_PARTITION_KEY, "KeyType": "HASH"},
+                                {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
+                                           {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
+    aurora_url = os.environ.get("DEMO_AURORA_URL", f"sqlite:///{DEMO / 'recommender.db'}")
+    argv = ["--input", str(DEMO / "data" / "ratings.tsv"), "--artists", str(DEMO / "data" / "artists.txt"),
+            "--runs-root", str(DEMO / "curated"), "--dynamodb-table", TABLE, "--dynamodb-endpoint", endpoint,
+            "--aurora-url", aurora_url]
+    print("python -m glue_jobs.recommender " + " ".join(argv))
+    try:
+        code = main(argv)
+        if code:
+            return code
+        latest = json.loads((DEMO / "curated" / c.LATEST_FILE).read_text())
+        out = Path(latest["path"])
+        print_metrics(json.loads((out / c.METRICS_FILE).read_text()))
+        show_recommendations(out)
+        print(f"\npublished run {latest['run_id']}: files {out}, DynamoDB table {TABLE!r} (moto), "
+              f"tables in {aurora_url}")
+        known = int(data.users[0])
+        for user in (known, 999_999_999):
+            answer = dynamo.lookup(ddb, TABLE, user) or {}
+            recs = answer.pop("recommendations", [])
+            print(f"\ncustomer lookup for user {user}: {json.dumps(answer, ensure_ascii=False)}")
+            for r in recs:
+                print(f"    {json.dumps(r, ensure_ascii=False)}")
+        print(f"\nreport: {out / c.REPORT_FILE}")
+    finally:
+        server.stop()
     return 0
 
 

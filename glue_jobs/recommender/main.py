@@ -26,6 +26,8 @@ EXIT_FAILED = 2
 def local_session(config: cfg.JobConfig) -> SparkSession:
     """A session sized for a laptop or CI box; under spark-submit the submitted master wins."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers must run this interpreter (the venv), not whatever python3 is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = SparkConf()
     builder = SparkSession.builder.appName("recommender")
     if not conf.contains("spark.master"):

@@ -41,7 +41,8 @@ def test_migrations_are_versioned_and_idempotent(mysql_url: str) -> None:
     assert aurora.migrate(engine) == [1, 2]
     assert aurora.migrate(engine) == []
     inspector = sa.inspect(engine)
-    assert {c.SQL_RECOMMENDATIONS, c.SQL_ARTISTS, c.SQL_MODEL_RUNS, c.SQL_MIGRATIONS} <= set(inspector.get_table_names())
+    tables = set(inspector.get_table_names())
+    assert {c.SQL_RECOMMENDATIONS, c.SQL_ARTISTS, c.SQL_MODEL_RUNS, c.SQL_MIGRATIONS} <= tables
     assert "ix_model_runs_status_started" in {ix["name"] for ix in inspector.get_indexes(c.SQL_MODEL_RUNS)}
 
 
@@ -98,7 +99,8 @@ def test_publishing_the_same_run_twice_gives_the_same_table(mysql_url: str) -> N
 
 def test_unreachable_database_is_named_without_the_password() -> None:
     engine = AuroraSettings(url="mysql+pymysql://app:s3cret-pw@127.0.0.1:1/recs").engine()
-    with pytest.raises(PublishError, match=r"database mysql\+pymysql://app:\*\*\*@127.0.0.1:1/recs is unreachable") as err:
+    expected = r"database mysql\+pymysql://app:\*\*\*@127.0.0.1:1/recs is unreachable"
+    with pytest.raises(PublishError, match=expected) as err:
         aurora.check_connection(engine)
     assert "s3cret-pw" not in str(err.value)
 

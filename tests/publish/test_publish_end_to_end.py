@@ -84,7 +84,8 @@ def test_publish_rerun_refusal_and_rollback(spark, ratings_file: Path, tmp_path:
     engine = sa.create_engine(mysql_url)
     with engine.connect() as conn:
         n = conn.execute(sa.text(f"SELECT COUNT(*) FROM {c.SQL_RECOMMENDATIONS}")).scalar_one()
-        status = conn.execute(sa.text(f"SELECT status FROM {c.SQL_MODEL_RUNS} WHERE run_id = :r"), {"r": run_a}).scalar()
+        status = conn.execute(sa.text(f"SELECT status FROM {c.SQL_MODEL_RUNS} WHERE run_id = :r"),
+                              {"r": run_a}).scalar()
     assert n == first.metrics["counts"]["recommendations"] and status == "published"
 
     # a second run becomes active everywhere

@@ -8,6 +8,7 @@ everything serving the previous run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,14 @@ def preflight(settings: PublishSettings) -> None:
         engine.dispose()
 
 
+def task_error(exc: Exception) -> str:
+    """The Python error a Spark task raised, out of the JVM's wrapping of it."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)
+              and not line.startswith(("py4j", "org.apache"))]
+    return raised[-1] if raised else lines[0]
+
+
 def write_dynamo_items(spark_recs: Any, popular_rows: list[dict[str, Any]], run_id: str,
                        settings: dynamo.DynamoSettings, generated_at: datetime) -> int:
     """User items from Spark partitions (each with its own client), then the run's fallback
@@ -62,9 +71,7 @@ def write_dynamo_items(spark_recs: Any, popular_rows: list[dict[str, Any]], run_
     try:
         per_user.foreachPartition(write_partition)
     except Exception as exc:  # a task's PublishError arrives wrapped by Py4J
-        message = str(exc)
-        detail = next((line for line in message.splitlines() if "PublishError" in line), message.splitlines()[0])
-        raise PublishError(f"DynamoDB publish of run {run_id} failed: {detail.strip()}") from exc
+        raise PublishError(f"DynamoDB publish of run {run_id} failed: {task_error(exc)}") from exc
     client = settings.client()
     dynamo.write_batches(client, settings.table,
                          [dynamo.fallback_item(run_id, popular_rows, generated_at, settings.ttl_days)],
