@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench synth clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +15,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-install: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(STAMP) $(NODE_STAMP)
 
 demo: install  ## generate sample data, run the job end to end, show the results
 	$(PY) tools/demo.py
@@ -24,6 +30,9 @@ test: install  ## every test (unit + Spark + end to end)
 test-fast: install  ## the tests that need no JVM
 	$(PY) -m pytest -m "not spark"
 
+synth: install  ## synthesise every stack with the real CDK CLI (offline, no credentials)
+	npx --no-install cdk synth -q $(if $(CDK_ENV),-c env=$(CDK_ENV),)
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy
@@ -33,4 +42,4 @@ bench: install  ## time and quality on generated data of several sizes, then pub
 	$(PY) tools/bench_publish.py
 
 clean:
-	rm -rf .demo .bench .pytest_cache .mypy_cache .ruff_cache spark-warehouse
+	rm -rf .demo .bench .pytest_cache .mypy_cache .ruff_cache spark-warehouse cdk.out

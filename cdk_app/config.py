@@ -1,0 +1,137 @@
+"""Typed, frozen settings per environment, built once from CDK context at the app's edge.
+
+Every knob that differs between accounts lives here with a safe default; stacks receive the
+values they need as keyword arguments and never read context themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A context value the app cannot deploy with."""
+
+
+@dataclass(frozen=True)
+class DmsSource:
+    """An existing operational database that DMS replicates ratings from (opt-in)."""
+
+    engine: str  # mysql | postgres | aurora | aurora-postgresql | ...
+    host: str
+    port: int
+    database: str
+    tables: tuple[str, ...]
+    secret_arn: str  # Secrets Manager secret with username/password for DMS
+    create_service_roles: bool = False  # dms-vpc-role etc. are account-wide: create once
+
+
+@dataclass(frozen=True)
+class Settings:
+    env_name: str
+    prefix: str
+    retain_data: bool  # buckets, table, database kept on stack deletion
+    deletion_protection: bool
+    glue_worker_type: str = "G.1X"
+    glue_workers: int = 2
+    glue_timeout_minutes: int = 120
+    trigger_batch_size: int = 10  # raw objects that start a run...
+    trigger_batch_window_s: int = 900  # ...or this long after the first one
+    schedule: str | None = None  # e.g. "cron(0 3 * * ? *)" to retrain nightly anyway
+    job_arguments: dict[str, str] = field(default_factory=dict)  # extra recommender options
+    log_retention_days: int = 90
+    vpc_id: str | None = None  # import an existing VPC instead of creating one...
+    vpc_azs: tuple[str, ...] = ()  # ...with its AZs and isolated subnet ids (no lookup call)
+    vpc_subnet_ids: tuple[str, ...] = ()
+    aurora_min_acu: float = 0.5
+    aurora_max_acu: float = 4.0
+    api_auth: str = "iam"  # iam | jwt
+    jwt_issuer: str | None = None
+    jwt_audience: tuple[str, ...] = ()
+    alarm_email: str | None = None
+    dms: DmsSource | None = None
+    quicksight_principal_arn: str | None = None
+    emr: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.glue_worker_type not in ("G.1X", "G.2X", "G.4X", "G.8X"):
+            problems.append(f"glueWorkerType must be G.1X, G.2X, G.4X or G.8X, got {self.glue_worker_type!r}")
+        if self.glue_workers < 2:
+            problems.append("glueWorkers must be at least 2 (Glue's minimum for Spark jobs)")
+        if self.api_auth not in ("iam", "jwt"):
+            problems.append(f"apiAuth must be iam or jwt, got {self.api_auth!r}")
+        if self.api_auth == "jwt" and not (self.jwt_issuer and self.jwt_audience):
+            problems.append("apiAuth jwt needs jwtIssuer and jwtAudience")
+        if self.vpc_id and (not self.vpc_azs or len(self.vpc_subnet_ids) != len(self.vpc_azs)):
+            problems.append("vpcId needs vpcAzs and one vpcSubnetIds entry per AZ (no lookup is made)")
+        if self.log_retention_days not in (7, 14, 30, 90, 180, 365, 731):
+            problems.append("logRetentionDays must be one of 7, 14, 30, 90, 180, 365, 731")
+        if not 0.5 <= self.aurora_min_acu <= self.aurora_max_acu:
+            problems.append("auroraMinAcu must be at least 0.5 and not above auroraMaxAcu")
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+
+DEFAULTS = {
+    "dev": Settings(env_name="dev", prefix="recsys-dev", retain_data=False, deletion_protection=False),
+    "prod": Settings(env_name="prod", prefix="recsys-prod", retain_data=True, deletion_protection=True,
+                     glue_worker_type="G.2X", glue_workers=10, glue_timeout_minutes=360, log_retention_days=365,
+                     aurora_max_acu=16.0),
+}
+
+_KEYS = {  # context key -> field
+    "prefix": "prefix", "retainData": "retain_data", "deletionProtection": "deletion_protection",
+    "glueWorkerType": "glue_worker_type", "glueWorkers": "glue_workers",
+    "glueTimeoutMinutes": "glue_timeout_minutes",
+    "triggerBatchSize": "trigger_batch_size", "triggerBatchWindowSeconds": "trigger_batch_window_s",
+    "schedule": "schedule", "logRetentionDays": "log_retention_days", "vpcId": "vpc_id",
+    "auroraMinAcu": "aurora_min_acu", "auroraMaxAcu": "aurora_max_acu", "apiAuth": "api_auth",
+    "jwtIssuer": "jwt_issuer", "alarmEmail": "alarm_email",
+    "quicksightPrincipalArn": "quicksight_principal_arn", "emr": "emr",
+}
+_TUPLES = {"vpcAzs": "vpc_azs", "vpcSubnetIds": "vpc_subnet_ids", "jwtAudience": "jwt_audience"}
+
+
+def _coerce(value: Any, like: Any) -> Any:
+    if isinstance(like, bool) and isinstance(value, str):
+        return value.lower() in ("1", "true", "yes")
+    if isinstance(like, int) and not isinstance(like, bool) and isinstance(value, str):
+        return int(value)
+    if isinstance(like, float) and isinstance(value, str):
+        return float(value)
+    return value
+
+
+def settings_from_context(get: Any) -> Settings:
+    """`get(key)` returns a context value or None (App.node.try_get_context)."""
+    env_name = get("env") or "dev"
+    if env_name not in DEFAULTS:
+        raise SettingsError(f"-c env must be one of {', '.join(DEFAULTS)}, got {env_name!r}")
+    base = DEFAULTS[env_name]
+    changes: dict[str, Any] = {}
+    for key, attr in _KEYS.items():
+        value = get(key)
+        if value is not None:
+            changes[attr] = _coerce(value, getattr(base, attr))
+    for key, attr in _TUPLES.items():
+        value = get(key)
+        if value is not None:
+            changes[attr] = tuple(value.split(",")) if isinstance(value, str) else tuple(value)
+    dms = get("dms")
+    if dms:
+        dms = json.loads(dms) if isinstance(dms, str) else dict(dms)
+        try:
+            changes["dms"] = DmsSource(engine=dms["engine"], host=dms["host"], port=int(dms["port"]),
+                                       database=dms["database"], tables=tuple(dms["tables"]),
+                                       secret_arn=dms["secretArn"],
+                                       create_service_roles=bool(dms.get("createServiceRoles", False)))
+        except KeyError as exc:
+            raise SettingsError(f"dms context lacks {exc.args[0]!r} (engine, host, port, database, "
+                                "tables, secretArn)") from exc
+    job_args = get("jobArguments")
+    if job_args:
+        changes["job_arguments"] = dict(job_args)
+    return replace(base, **changes)

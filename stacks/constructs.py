@@ -1,0 +1,78 @@
+"""Reusable constructs: Lambda code bundled with the shared contracts, a Glue workflow as an
+EventBridge target (CDK has no target class for it), and the project's Python function."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+ROOT = Path(__file__).resolve().parent.parent
+LAMBDAS = ROOT / "lambdas"
+SHARED = (ROOT / "glue_jobs" / "__init__.py", ROOT / "glue_jobs" / "contracts.py")
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14  # the newest Python the pinned aws-cdk-lib knows
+
+
+@jsii.implements(ILocalBundling)
+class _CopyWithContracts:
+    """Copies a function's folder plus glue_jobs/contracts.py: one contract, no Docker."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def try_bundle(self, output_dir: str, options: Any = None) -> bool:
+        out = Path(output_dir)
+        shutil.copytree(self.folder, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        (out / "glue_jobs").mkdir(exist_ok=True)
+        for path in SHARED:
+            shutil.copy2(path, out / "glue_jobs" / path.name)
+        return True
+
+
+def function_code(name: str) -> lambda_.Code:
+    folder = LAMBDAS / name
+    return lambda_.Code.from_asset(
+        str(folder), asset_hash_type=AssetHashType.OUTPUT,
+        bundling=BundlingOptions(image=DockerImage.from_registry("unused-local-bundling"),
+                                 local=_CopyWithContracts(folder)))  # type: ignore[arg-type]
+
+
+class PythonFunction(Construct):
+    """A function from lambdas/<name>/handler.py with its own log group, retention and tracing."""
+
+    def __init__(self, scope: Construct, id_: str, *, name: str, environment: dict[str, str],
+                 log_retention: logs.RetentionDays, key: kms.IKey, timeout_s: int = 10,
+                 memory_mb: int = 256) -> None:
+        super().__init__(scope, id_)
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, encryption_key=key,
+                                       removal_policy=RemovalPolicy.DESTROY)
+        self.function = lambda_.Function(
+            self, "Function", runtime=LAMBDA_RUNTIME, handler="handler.handler", code=function_code(name),
+            environment=environment, timeout=Duration.seconds(timeout_s), memory_size=memory_mb,
+            log_group=self.log_group, tracing=lambda_.Tracing.ACTIVE, architecture=lambda_.Architecture.ARM_64)
+
+
+@jsii.implements(events.IRuleTarget)
+class GlueWorkflowTarget:
+    """Starts a Glue workflow's EVENT trigger: EventBridge calls glue:notifyEvent on it."""
+
+    def __init__(self, workflow_name: str) -> None:
+        self.workflow_name = workflow_name
+
+    def bind(self, rule: events.IRule, id: str | None = None) -> events.RuleTargetConfig:
+        stack = Stack.of(rule)
+        arn = stack.format_arn(service="glue", resource="workflow", resource_name=self.workflow_name)
+        role = iam.Role(rule, "NotifyGlueRole",  # type: ignore[arg-type]
+                        assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+                        description="Lets EventBridge hand raw-bucket events to the training workflow")
+        role.add_to_policy(iam.PolicyStatement(actions=["glue:notifyEvent"], resources=[arn]))
+        return events.RuleTargetConfig(arn=arn, role=role)

@@ -1,0 +1,56 @@
+"""Monitoring: an SNS topic for failures, alarms on the job and the API, one dashboard."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+
+class MonitoringStack(Stack):
+    def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, job_name: str,
+                 api: apigw.HttpApi, api_function: lambda_.IFunction, alarm_email: str | None,
+                 **kwargs: object) -> None:
+        super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
+        self.topic = sns.Topic(self, "Failures", topic_name=f"{prefix}-failures", master_key=key,
+                               enforce_ssl=True, display_name="Recommender pipeline failures")
+        if alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        # Glue reports job state changes to EventBridge; a failed or timed-out run notifies.
+        events.Rule(self, "JobFailed", description="A recommender Glue run failed or timed out",
+                    event_pattern=events.EventPattern(
+                        source=["aws.glue"], detail_type=["Glue Job State Change"],
+                        detail={"jobName": [job_name], "state": ["FAILED", "TIMEOUT", "ERROR"]}),
+                    targets=[targets.SnsTopic(self.topic)])
+        failed_tasks = cw.Metric(namespace="Glue", metric_name="glue.driver.aggregate.numFailedTasks",
+                                 dimensions_map={"JobName": job_name, "JobRunId": "ALL", "Type": "count"},
+                                 statistic="Sum", period=Duration.hours(1))
+        api_5xx = api.metric_server_error(period=Duration.minutes(5), statistic="Sum")
+        api_latency = api.metric_latency(period=Duration.minutes(5), statistic="p99")
+        alarms = [
+            cw.Alarm(self, "ApiErrors", metric=api_5xx, threshold=5, evaluation_periods=1,
+                     alarm_description="The recommendations API returned 5xx responses",
+                     treat_missing_data=cw.TreatMissingData.NOT_BREACHING),
+            cw.Alarm(self, "ApiLatency", metric=api_latency, threshold=500, evaluation_periods=3,
+                     alarm_description="p99 latency of the recommendations API above 500 ms",
+                     treat_missing_data=cw.TreatMissingData.NOT_BREACHING),
+            cw.Alarm(self, "FunctionErrors", metric=api_function.metric_errors(period=Duration.minutes(5)),
+                     threshold=1, evaluation_periods=1, alarm_description="The API function raised errors",
+                     treat_missing_data=cw.TreatMissingData.NOT_BREACHING),
+        ]
+        for alarm in alarms:
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{prefix}-pipeline")
+        dashboard.add_widgets(
+            cw.GraphWidget(title="API requests and 5xx", left=[api.metric_count(period=Duration.minutes(5)), api_5xx]),
+            cw.GraphWidget(title="API p99 latency (ms)", left=[api_latency]),
+            cw.GraphWidget(title="Glue failed tasks", left=[failed_tasks]),
+            cw.AlarmStatusWidget(title="Alarms", alarms=alarms))

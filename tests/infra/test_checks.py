@@ -1,0 +1,111 @@
+"""The checks a careful platform team runs: cdk-nag, cfn-lint, no secrets, snapshots, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdk_app.config import Settings, SettingsError, settings_from_context
+from tests.infra.conftest import PROD_CONTEXT, Built, build
+
+pytestmark = pytest.mark.infra
+ROOT = Path(__file__).resolve().parents[2]
+HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@pytest.mark.parametrize("context", [{"env": "dev"}, PROD_CONTEXT], ids=["dev", "prod-all-options"])
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(context: dict[str, Any]) -> None:
+    from cdk_nag import AwsSolutionsChecks
+
+    built = build(context)
+    report = AwsSolutionsChecks().validate_scope(built.app)
+    findings = [f"{v.rule_name} at {r.construct_path}" for v in report.violations for r in v.violating_resources]
+    assert findings == []
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aws_cdk import App
+
+    from cdk_app.app import build as build_app
+
+    out = tmp_path_factory.mktemp("cdk.out")
+    for name, context in (("dev", {"env": "dev"}), ("prod", PROD_CONTEXT)):
+        app = App(context=context, outdir=str(out / name))
+        build_app(app, settings_from_context(app.node.try_get_context))
+        app.synth()
+    return out
+
+
+def test_cfn_lint_reports_no_errors(synthesized: Path) -> None:
+    templates = sorted(str(p) for p in synthesized.glob("*/*.template.json"))
+    assert len(templates) == 11  # prod imports its VPC: no network stack
+    result = subprocess.run([str(Path(shutil.which("cfn-lint") or "cfn-lint")), "--format", "parseable", *templates],
+                            capture_output=True, text=True)
+    errors = [line for line in result.stdout.splitlines() if re.search(r":E\d{4}:", line)]
+    assert errors == [], "\n".join(errors)
+
+
+def test_no_secret_password_or_account_id_in_any_template(synthesized: Path) -> None:
+    for path in synthesized.glob("*/*.template.json"):
+        text = path.read_text()
+        # AWS's own public application (the Secrets Manager rotation function) is not our account.
+        ours = re.sub(r"arn:aws[-a-z]*:serverlessrepo:[a-z0-9-]+:\d{12}:applications/", "", text)
+        assert not re.search(r"\b\d{12}\b", ours), f"{path.name} holds an account id"
+        assert not re.search(r"AKIA[0-9A-Z]{16}", text), f"{path.name} holds an access key"
+        template = json.loads(text)
+
+        literals = [key for key, value in _leaves(template["Resources"])
+                    if isinstance(value, str) and re.search(r"password|secret_?key", key, re.I)]
+        assert literals == [], f"{path.name}: literal values under {literals}"
+
+
+def _leaves(node: Any, key: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        return [leaf for k, v in node.items() for leaf in _leaves(v, k)]
+    if isinstance(node, list):
+        return [leaf for v in node for leaf in _leaves(v, key)]
+    return [(key, node)]
+
+
+def masked(template: dict[str, Any]) -> dict[str, Any]:
+    """Asset hashes (and names derived from them) change with any code edit: mask them so a
+    snapshot changes only when the infrastructure does."""
+    return json.loads(HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
+
+
+@pytest.mark.parametrize("stack", ["network", "storage", "serving", "analytics", "training", "monitoring"])
+def test_template_snapshot(dev: Built, stack: str, snapshot: Any) -> None:
+    from syrupy.extensions.json import JSONSnapshotExtension
+
+    assert masked(dev.templates[stack].to_json()) == snapshot.use_extension(JSONSnapshotExtension)
+
+
+def test_settings_validate_context() -> None:
+    assert settings_from_context(lambda k: None).env_name == "dev"
+    prod = settings_from_context({"env": "prod", "glueWorkers": "20"}.get)
+    assert isinstance(prod, Settings) and prod.glue_workers == 20 and prod.deletion_protection
+    with pytest.raises(SettingsError, match="env must be one of dev, prod"):
+        settings_from_context({"env": "staging"}.get)
+    with pytest.raises(SettingsError, match="apiAuth jwt needs jwtIssuer"):
+        settings_from_context({"apiAuth": "jwt"}.get)
+    with pytest.raises(SettingsError, match="vpcId needs vpcAzs"):
+        settings_from_context({"vpcId": "vpc-1"}.get)
+    with pytest.raises(SettingsError, match="dms context lacks 'secretArn'"):
+        settings_from_context({"dms": {"engine": "mysql", "host": "h", "port": 3306, "database": "d",
+                                       "tables": ["ratings"]}}.get)
+
+
+@pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "cdk").exists(), reason="run `make install` (npm ci)")
+def test_the_real_cdk_cli_synthesizes_offline(tmp_path: Path) -> None:
+    result = subprocess.run(["npx", "--no-install", "cdk", "synth", "-q", "--output", str(tmp_path / "out")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={**__import__("os").environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "out").glob("*.template.json"))) == 6
