@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 # --- Input: the Yahoo! Music R1 layout -------------------------------------------------------
 USER_ID = "user_id"
@@ -109,6 +110,21 @@ DDB_PREVIOUS_RUN = "previous_run_id"
 DDB_TOP_N = "top_n"
 DDB_FALLBACK = "fallback"  # (0, <run_id>) holds the run's popularity list, marked fallback
 DDB_BATCH_SIZE = 25  # BatchWriteItem's limit
+
+
+
+def plain_value(value: dict[str, Any]) -> Any:
+    """A DynamoDB typed value ({"N": "1"}, {"L": [...]}, {"M": {...}}) as plain Python: the
+    reading side of the item layout above, shared by the job's tools and the API."""
+    ((kind, raw),) = value.items()
+    if kind == "N":
+        return int(raw) if raw.lstrip("-").isdigit() else float(raw)
+    if kind == "L":
+        return [plain_value(v) for v in raw]
+    if kind == "M":
+        return {k: plain_value(v) for k, v in raw.items()}
+    return raw
+
 
 # --- Aurora MySQL ------------------------------------------------------------------------
 SQL_RECOMMENDATIONS = "recommendations"

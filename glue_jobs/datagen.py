@@ -25,15 +25,8 @@ import numpy as np
 from glue_jobs import contracts as c
 
 LATENT_DIM = 8
-BAD_ROW_KINDS = (
-    "malformed_line",
-    "non_integer_id",
-    "pseudo_artist",
-    "id_out_of_range",
-    "non_integer_rating",
-    "rating_out_of_range",
-    "duplicate_pair",
-)
+# Every quarantine reason an R1 file can produce (unknown_dms_op needs DMS input).
+BAD_ROW_KINDS = tuple(r for r in c.QUARANTINE_REASONS if r != "unknown_dms_op")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 class ConfigError(ValueError):
@@ -195,46 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_namespace(ns: argparse.Namespace) -> JobConfig:
-    return JobConfig(
+    """Option dests are named like the config's fields; only a few need shaping."""
+    values = {f.name: getattr(ns, f.name) for f in fields(JobConfig) if hasattr(ns, f.name)}
+    values.update(
         inputs=tuple(p.strip() for p in ns.input.split(",") if p.strip()),
         output=ns.output.rstrip("/") if ns.output else None,
         runs_root=ns.runs_root.rstrip("/") if ns.runs_root else None,
-        dynamodb_table=ns.dynamodb_table,
-        dynamodb_endpoint=ns.dynamodb_endpoint,
-        dynamodb_region=ns.dynamodb_region,
-        dynamodb_ttl_days=ns.dynamodb_ttl_days,
-        dynamodb_max_writes_per_s=ns.dynamodb_max_writes_per_s,
-        aurora_url=ns.aurora_url,
-        aurora_secret_arn=ns.aurora_secret_arn,
-        aurora_batch_size=ns.aurora_batch_size,
-        artists=ns.artists,
-        top_n=ns.top_n,
-        ranks=tuple(ns.ranks),
-        reg_params=tuple(ns.reg_params),
-        max_iter=ns.max_iter,
-        feedback=ns.feedback,
-        score_pairs=ns.score_pairs,
-        seed=ns.seed,
-        input_format=ns.input_format,
-        folds=ns.folds,
         metric=ns.metric or ("rmse" if ns.feedback == "explicit" else "ndcg"),
-        k=ns.k,
-        relevance_threshold=ns.relevance_threshold,
-        bias_reg=ns.bias_reg,
-        alpha=ns.alpha,
-        validation_share=ns.validation_share,
-        test_share=ns.test_share,
-        max_quarantine_share=ns.max_quarantine_share,
-        min_rmse_gain=ns.min_rmse_gain,
-        min_ndcg_gain=ns.min_ndcg_gain,
-        parallelism=ns.parallelism,
-        popular_n=ns.popular_n,
-        popularity_weights=tuple(ns.popularity_weights),
-        checkpoint_dir=ns.checkpoint_dir,
-        shuffle_partitions=ns.shuffle_partitions,
-        driver_memory=ns.driver_memory,
-        master=ns.master,
+        ranks=tuple(ns.ranks), reg_params=tuple(ns.reg_params), popularity_weights=tuple(ns.popularity_weights),
     )
+    return JobConfig(**values)
 
 
 def parse_args(argv: Sequence[str]) -> JobConfig:

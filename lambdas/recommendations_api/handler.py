@@ -28,17 +28,6 @@ def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
 
 
-def _plain(value: dict[str, Any]) -> Any:
-    (kind, raw), = value.items()
-    if kind == "N":
-        return int(raw) if raw.lstrip("-").isdigit() else float(raw)
-    if kind == "L":
-        return [_plain(v) for v in raw]
-    if kind == "M":
-        return {k: _plain(v) for k, v in raw.items()}
-    return raw
-
-
 def _get(user_id: int, sort_key: str) -> dict[str, Any] | None:
     key = {c.DDB_PARTITION_KEY: {"N": str(user_id)}, c.DDB_SORT_KEY: {"S": sort_key}}
     item: dict[str, Any] | None = _client().get_item(TableName=TABLE, Key=key).get("Item")
@@ -63,7 +52,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             item = _get(c.DDB_CONTROL_USER_ID, run_id)
     except Exception:  # throttling, missing table: never leak internals
         return _response(503, {"message": "recommendations are temporarily unavailable"})
-    recs = _plain(item[c.DDB_RECOMMENDATIONS]) if item else []
+    recs = c.plain_value(item[c.DDB_RECOMMENDATIONS]) if item else []
     return _response(200, {c.USER_ID: int(raw_id), "run_id": run_id, "fallback": fallback,
                            c.DDB_GENERATED_AT: item[c.DDB_GENERATED_AT]["S"] if item else None,
                            c.DDB_RECOMMENDATIONS: recs[: int(pointer[c.DDB_TOP_N]["N"])]})

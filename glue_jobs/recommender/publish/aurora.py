@@ -4,7 +4,7 @@ count check and one atomic swap; any failure leaves the previous table serving."
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender.publish.dynamo import PublishError
+from glue_jobs.recommender.publish.dynamo import PublishError, chunks
 
 metadata = sa.MetaData()
 
@@ -146,17 +146,6 @@ def record_run(engine: Engine, run_id: str, status: str, **fields: Any) -> None:
             conn.execute(sa.insert(MODEL_RUNS).values(run_id=run_id, status=status, started_at=_now(), **values))
 
 
-def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _swap(conn: Connection, dialect: str) -> None:
     live, staging, previous = c.SQL_RECOMMENDATIONS, c.SQL_RECOMMENDATIONS_STAGING, c.SQL_RECOMMENDATIONS_PREVIOUS
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {previous}"))
@@ -178,7 +167,7 @@ def load_recommendations(engine: Engine, run_id: str, rows: Iterable[dict[str, A
         staging.create(conn)
     loaded = 0
     with engine.connect() as conn:
-        for i, batch in enumerate(_batches(rows, batch_size)):
+        for i, batch in enumerate(chunks(rows, batch_size)):
             # executemany: PyMySQL rewrites it into multi-row INSERTs.
             conn.execute(sa.insert(staging), [{**r, "run_id": run_id} for r in batch])
             conn.commit()
@@ -195,7 +184,7 @@ def load_recommendations(engine: Engine, run_id: str, rows: Iterable[dict[str, A
 
 def upsert_artists(engine: Engine, names: Iterable[dict[str, Any]], batch_size: int = 5000) -> None:
     with engine.begin() as conn:
-        for batch in _batches(names, batch_size):
+        for batch in chunks(names, batch_size):
             ids = [r[c.ARTIST_ID] for r in batch]
             conn.execute(sa.delete(ARTISTS).where(ARTISTS.c.artist_id.in_(ids)))
             conn.execute(sa.insert(ARTISTS), [{c.ARTIST_ID: r[c.ARTIST_ID], "name": r["name"][:255]} for r in batch])

@@ -105,7 +105,7 @@ def write_batches(client: Any, table: str, items: Iterable[dict[str, Any]], *, m
     from botocore.exceptions import ClientError
 
     written = 0
-    for batch in _chunks(items, c.DDB_BATCH_SIZE):
+    for batch in chunks(items, c.DDB_BATCH_SIZE):
         pending = [{"PutRequest": {"Item": item}} for item in batch]
         started = time.monotonic()
         for attempt in range(max_attempts):
@@ -127,7 +127,7 @@ def write_batches(client: Any, table: str, items: Iterable[dict[str, Any]], *, m
     return written
 
 
-def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     for item in items:
         batch.append(item)
@@ -189,17 +189,6 @@ def flip_pointer(client: Any, table: str, run_id: str, top_n: int, *, force: boo
     return True
 
 
-def _plain(value: dict[str, Any]) -> Any:
-    (kind, raw), = value.items()
-    if kind == "N":
-        return int(raw) if raw.lstrip("-").isdigit() else float(raw)
-    if kind == "L":
-        return [_plain(v) for v in raw]
-    if kind == "M":
-        return {k: _plain(v) for k, v in raw.items()}
-    return raw
-
-
 def lookup(client: Any, table: str, user_id: int, k: int | None = None) -> dict[str, Any] | None:
     """What a customer gets: the active run's list for the user, or the run's popularity list
     marked as a fallback when the model does not know the user. None before any publish."""
@@ -214,6 +203,6 @@ def lookup(client: Any, table: str, user_id: int, k: int | None = None) -> dict[
         fallback = True
         item = client.get_item(TableName=table, Key={c.DDB_PARTITION_KEY: {"N": str(c.DDB_CONTROL_USER_ID)},
                                                      c.DDB_SORT_KEY: {"S": run_id}}).get("Item")
-    recs = _plain(item[c.DDB_RECOMMENDATIONS]) if item else []
+    recs = c.plain_value(item[c.DDB_RECOMMENDATIONS]) if item else []
     return {c.USER_ID: user_id, "run_id": run_id, c.DDB_GENERATED_AT: item[c.DDB_GENERATED_AT]["S"] if item else None,
             "fallback": fallback, c.DDB_RECOMMENDATIONS: recs[: k or pointer[c.DDB_TOP_N] or len(recs)]}
