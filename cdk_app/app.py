@@ -10,6 +10,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk_app.config import Settings, settings_from_context
 from stacks.analytics import AnalyticsStack
+from stacks.ingestion import IngestionStack, dms_input_prefix
 from stacks.monitoring import MonitoringStack
 from stacks.network import ExistingVpc, NetworkStack
 from stacks.serving import ServingStack
@@ -42,6 +43,13 @@ def build(app: App, settings: Settings) -> dict[str, Stack]:
                                retain_data=settings.retain_data, deletion_protection=settings.deletion_protection,
                                min_acu=settings.aurora_min_acu, max_acu=settings.aurora_max_acu,
                                log_retention=retention, env=env)
+    input_prefix = "ratings/"
+    if settings.dms:
+        ingestion = IngestionStack(app, f"{p}-ingestion", prefix=p, key=storage.key, vpc=vpc, source=settings.dms,
+                                   multi_az=settings.deletion_protection, env=env)
+        ingestion.add_stack_dependency(storage, "imports the raw bucket by name")
+        stacks["ingestion"] = ingestion
+        input_prefix = dms_input_prefix(settings.dms)
     training = TrainingStack(
         app, f"{p}-training", prefix=p, key=storage.key, table_name=serving.table.table_name,
         table_arn=serving.table.table_arn,
@@ -50,7 +58,7 @@ def build(app: App, settings: Settings) -> dict[str, Stack]:
         workers=settings.glue_workers, timeout_minutes=settings.glue_timeout_minutes,
         trigger_batch_size=settings.trigger_batch_size,
         trigger_batch_window_s=settings.trigger_batch_window_s, schedule=settings.schedule,
-        input_prefix="ratings/", job_arguments=settings.job_arguments, env=env)
+        input_prefix=input_prefix, job_arguments=settings.job_arguments, env=env)
     training.add_stack_dependency(storage, "imports the buckets by name")
     monitoring = MonitoringStack(app, f"{p}-monitoring", prefix=p, key=storage.key, job_name=training.job.job_name,
                                  api=serving.api, api_function=serving.api_function,

@@ -15,6 +15,9 @@ PROD_CONTEXT: dict[str, Any] = {
     "schedule": "cron(0 3 * * ? *)", "alarmEmail": "ops@example.com",
     "vpcId": "vpc-0123456789abcdef0", "vpcAzs": "eu-west-1a,eu-west-1b",
     "vpcSubnetIds": "subnet-0123456789abcdef1,subnet-0123456789abcdef2",
+    "dms": {"engine": "mysql", "host": "ratings-db.internal.example.com", "port": 3306, "database": "music",
+            "tables": ["ratings"], "createServiceRoles": True,
+            "secretArn": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:ratings-db-AbCdEf"},
 }
 
 

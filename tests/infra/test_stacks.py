@@ -172,3 +172,27 @@ def test_log_groups_have_retention(dev: Built) -> None:
     for key, template in dev.templates.items():
         for name, group in template.find_resources("AWS::Logs::LogGroup").items():
             assert group["Properties"].get("RetentionInDays"), f"{key}/{name} keeps logs forever"
+
+
+def test_dms_writes_exactly_the_layout_the_job_reads_and_training_follows_it(dev: Built, prod: Built) -> None:
+    assert "ingestion" not in dev.stacks  # opt-in
+    t = prod.templates["ingestion"]
+    target = t.find_resources("AWS::DMS::Endpoint", {"Properties": {"EndpointType": "target"}})
+    (s3_settings,) = [e["Properties"]["S3Settings"] for e in target.values()]
+    expected = c.DMS_TARGET_SETTINGS
+    assert s3_settings["AddColumnName"] is expected["AddColumnName"] is True
+    assert s3_settings["IncludeOpForFullLoad"] is expected["IncludeOpForFullLoad"] is True
+    assert s3_settings["TimestampColumnName"] == expected["TimestampColumnName"] == c.DMS_TIMESTAMP_COLUMN
+    assert s3_settings["DataFormat"] == "csv" and s3_settings["CdcInsertsOnly"] is False
+    assert s3_settings["BucketFolder"] == "dms" and s3_settings["EncryptionMode"] == "SSE_KMS"
+    source = t.find_resources("AWS::DMS::Endpoint", {"Properties": {"EndpointType": "source"}})
+    (props,) = [e["Properties"] for e in source.values()]
+    assert props["EngineName"] == "mysql" and props["SslMode"] == "require"
+    assert props["MySqlSettings"]["SecretsManagerSecretId"].startswith("arn:aws:secretsmanager:")
+    t.has_resource_properties("AWS::DMS::ReplicationConfig", {
+        "ReplicationType": "full-load-and-cdc",
+        "TableMappings": {"rules": [Match.object_like({"object-locator": {"schema-name": "music",
+                                                                         "table-name": "ratings"}})]}})
+    t.has_resource_properties("AWS::IAM::Role", {"RoleName": "dms-vpc-role"})
+    (job,) = resources(prod, "training", "AWS::Glue::Job").values()
+    assert "dms/music/ratings/" in json.dumps(job["Properties"]["DefaultArguments"]["--input"])

@@ -1,0 +1,105 @@
+"""Ingestion (opt-in): DMS Serverless replicates the operational ratings table (full load +
+CDC) into the raw bucket, in exactly the CSV layout the job reads (contracts.DMS_TARGET_SETTINGS)."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_dms as dms
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from cdk_app.config import DmsSource
+from glue_jobs import contracts as c
+from stacks.nag import acknowledge
+from stacks.network import ExistingVpc, resolve_vpc
+from stacks.storage import bucket_name
+
+DMS_FOLDER = "dms"
+
+
+def dms_input_prefix(source: DmsSource) -> str:
+    """Where DMS writes the ratings table: <folder>/<schema>/<table>/ (MySQL: schema = database)."""
+    return f"{DMS_FOLDER}/{source.database}/{source.tables[0]}/"
+
+
+class IngestionStack(Stack):
+    def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, vpc: ec2.IVpc | ExistingVpc,
+                 source: DmsSource, multi_az: bool, **kwargs: object) -> None:
+        super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
+        vpc = resolve_vpc(self, vpc)
+        raw = s3.Bucket.from_bucket_name(self, "Raw", bucket_name(prefix, "raw"))
+        if source.create_service_roles:
+            # Account-wide roles DMS looks up by name; create them only where they do not exist.
+            vpc_role = iam.Role(self, "DmsVpcRole", role_name="dms-vpc-role",
+                                assumed_by=iam.ServicePrincipal("dms.amazonaws.com"),
+                                managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                                    "service-role/AmazonDMSVPCManagementRole")])
+            acknowledge(vpc_role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        "AmazonDMSVPCManagementRole]", "The policy DMS requires on its account-wide VPC role.")
+
+        target_role = iam.Role(self, "TargetRole", assumed_by=iam.ServicePrincipal("dms.amazonaws.com"),
+                               description="DMS writes replicated ratings under dms/ in the raw bucket")
+        target_role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging"],
+            resources=[raw.arn_for_objects(f"{DMS_FOLDER}/*")]))
+        target_role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[raw.bucket_arn]))
+        key.grant_encrypt_decrypt(target_role)
+        acknowledge(target_role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{prefix}-raw-"
+                    f"<AWS::AccountId>-<AWS::Region>/{DMS_FOLDER}/*]",
+                    "DMS names its own files (LOAD*.csv, timestamped CDC files) under its folder only.")
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(target_role, f"AwsSolutions-IAM5[Action::{action}]",
+                        "CDK's key grant, on this project's key only.")
+
+        secret_role = iam.Role(self, "SecretRole",
+                               assumed_by=iam.ServicePrincipal(f"dms.{Aws.REGION}.amazonaws.com"),
+                               description="DMS reads the source database credentials")
+        secret_role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
+                                                      resources=[source.secret_arn]))
+
+        settings = c.DMS_TARGET_SETTINGS
+        target = dms.CfnEndpoint(
+            self, "Target", endpoint_type="target", engine_name="s3",
+            s3_settings=dms.CfnEndpoint.S3SettingsProperty(
+                bucket_name=raw.bucket_name, bucket_folder=DMS_FOLDER, service_access_role_arn=target_role.role_arn,
+                data_format=str(settings["DataFormat"]), add_column_name=bool(settings["AddColumnName"]),
+                include_op_for_full_load=bool(settings["IncludeOpForFullLoad"]),
+                timestamp_column_name=str(settings["TimestampColumnName"]),
+                csv_delimiter=str(settings["CsvDelimiter"]), csv_row_delimiter=str(settings["CsvRowDelimiter"]),
+                cdc_inserts_only=bool(settings["CdcInsertsOnly"]),
+                cdc_inserts_and_updates=bool(settings["CdcInsertsAndUpdates"]),
+                compression_type=str(settings["CompressionType"]),
+                encryption_mode="SSE_KMS", server_side_encryption_kms_key_id=key.key_arn))
+        engine = source.engine
+        source_settings: dict[str, object] = {
+            "secrets_manager_access_role_arn": secret_role.role_arn, "secrets_manager_secret_id": source.secret_arn}
+        endpoint = dms.CfnEndpoint(
+            self, "Source", endpoint_type="source", engine_name=engine, database_name=source.database,
+            ssl_mode="require", kms_key_id=key.key_arn,
+            my_sql_settings=dms.CfnEndpoint.MySqlSettingsProperty(**source_settings)  # type: ignore[arg-type]
+            if engine in ("mysql", "mariadb", "aurora") else None,
+            postgre_sql_settings=dms.CfnEndpoint.PostgreSqlSettingsProperty(**source_settings)  # type: ignore[arg-type]
+            if engine in ("postgres", "aurora-postgresql") else None)
+
+        subnets = dms.CfnReplicationSubnetGroup(
+            self, "Subnets", replication_subnet_group_description="Private subnets for DMS Serverless",
+            subnet_ids=[s.subnet_id for s in vpc.isolated_subnets])
+        group = ec2.SecurityGroup(self, "DmsSecurityGroup", vpc=vpc, allow_all_outbound=True,
+                                  description="DMS Serverless: outbound to the source database and AWS APIs")
+        mappings = {"rules": [
+            {"rule-type": "selection", "rule-id": str(i + 1), "rule-name": f"include-{table}",
+             "object-locator": {"schema-name": source.database, "table-name": table}, "rule-action": "include"}
+            for i, table in enumerate(source.tables)]}
+        self.replication = dms.CfnReplicationConfig(
+            self, "Replication", replication_config_identifier=f"{prefix}-ratings",
+            replication_type="full-load-and-cdc", source_endpoint_arn=endpoint.ref, target_endpoint_arn=target.ref,
+            table_mappings=json.loads(json.dumps(mappings)),
+            compute_config=dms.CfnReplicationConfig.ComputeConfigProperty(
+                max_capacity_units=4, min_capacity_units=1, multi_az=multi_az, kms_key_id=key.key_arn,
+                replication_subnet_group_id=subnets.ref, vpc_security_group_ids=[group.security_group_id]))
+        self.input_prefix = dms_input_prefix(source)
