@@ -38,6 +38,15 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     path = event.get("rawPath", "")
     if path == "/health":
         return _response(200, {"status": "ok"})
+    if path == "/runs/active":
+        try:
+            pointer = _get(c.DDB_CONTROL_USER_ID, c.DDB_POINTER_SORT_KEY)
+        except Exception:
+            return _response(503, {"message": "recommendations are temporarily unavailable"})
+        if pointer is None:
+            return _response(404, {"message": "no run has been published yet"})
+        return _response(200, {k: c.plain_value(v) for k, v in pointer.items()
+                               if k in (c.DDB_ACTIVE_RUN, c.DDB_PREVIOUS_RUN, c.DDB_TOP_N, "updated_at")})
     raw_id = (event.get("pathParameters") or {}).get("user_id", "")
     if not raw_id.isdigit() or not 1 <= int(raw_id) <= c.MAX_ID:
         return _response(400, {"message": "user_id must be an integer in 1..2147483647"})
