@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
+from glue_jobs.recommender.publish.aurora import MIGRATIONS
+from stacks.constructs import VENDORED, PythonFunction
 from stacks.nag import acknowledge
 from stacks.network import ExistingVpc, resolve_vpc
 
@@ -57,4 +60,34 @@ class AnalyticsStack(Stack):
         acknowledge(self, "AwsSolutions-IAM5[Resource::*]",
                     "CDK's log-retention helper must act on log groups RDS creates at run time, whose "
                     "ARNs are not known when the template is written.")
+        self.schema_setup(key, vpc, log_retention)
         CfnOutput(self, "ClusterEndpoint", value=self.cluster.cluster_endpoint.hostname)
+
+    def schema_setup(self, key: kms.IKey, vpc: ec2.IVpc, log_retention: logs.RetentionDays) -> None:
+        """Runs the job's own migrations at deploy time (a custom resource), so dashboards have
+        their tables before the first training run; re-runs when a migration is added."""
+        group = ec2.SecurityGroup(self, "SchemaSetupSecurityGroup", vpc=vpc, allow_all_outbound=True,
+                                  description="Schema setup function: to Aurora and AWS endpoints")
+        self.security_group.add_ingress_rule(group, ec2.Port.tcp(3306), "Schema setup at deploy time")
+        fn = PythonFunction(self, "SchemaSetup", name="schema_setup", key=key, log_retention=log_retention,
+                            environment={"SECRET_ARN": self.secret.secret_arn if self.secret else ""},
+                            timeout_s=300, whole_package=True, vendored=VENDORED, vpc=vpc,
+                            security_groups=[group])
+        if self.secret:
+            # Explicit statements: secret.grant_read would also edit the storage stack's key policy
+            # and make the two stacks depend on each other.
+            fn.function.add_to_role_policy(iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[self.secret.secret_arn]))
+            fn.function.add_to_role_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
+        resource = CustomResource(self, "Schema", service_token=fn.function.function_arn,
+                                  resource_type="Custom::AuroraSchema",
+                                  properties={"SecretArn": self.secret.secret_arn if self.secret else "",
+                                              "SchemaVersion": str(max(v for v, _ in MIGRATIONS))})
+        resource.node.add_dependency(self.cluster)
+        for policy in ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole"):
+            acknowledge(fn.function, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        f"{policy}]", "AWS's policies for a function's own logs and its network interfaces "
+                        "in the VPC.")
+        acknowledge(fn.function, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray tracing and VPC network interfaces accept no resource but *.")

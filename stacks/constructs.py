@@ -3,12 +3,14 @@ EventBridge target (CDK has no target class for it), and the project's Python fu
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 from typing import Any
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -22,28 +24,51 @@ SHARED = (ROOT / "glue_jobs" / "__init__.py", ROOT / "glue_jobs" / "contracts.py
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14  # the newest Python the pinned aws-cdk-lib knows
 
 
-@jsii.implements(ILocalBundling)
-class _CopyWithContracts:
-    """Copies a function's folder plus glue_jobs/contracts.py: one contract, no Docker."""
+# Pure-Python dependencies shipped inside code packages: the Glue job and the schema function
+# run in isolated subnets with no route to PyPI.
+VENDORED = ("sqlalchemy", "pymysql", "typing_extensions")
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+
+@jsii.implements(ILocalBundling)
+class LocalCopy:
+    """Bundles by copying, without Docker or network: a function's folder, then either the
+    shared contracts or the whole glue_jobs package, then vendored modules from this venv."""
+
+    def __init__(self, folder: Path | None, *, whole_package: bool = False, vendored: tuple[str, ...] = ()) -> None:
+        self.folder, self.whole_package, self.vendored = folder, whole_package, vendored
 
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:
         out = Path(output_dir)
-        shutil.copytree(self.folder, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-        (out / "glue_jobs").mkdir(exist_ok=True)
-        for path in SHARED:
-            shutil.copy2(path, out / "glue_jobs" / path.name)
+        if self.folder is not None:
+            shutil.copytree(self.folder, out, dirs_exist_ok=True, ignore=_IGNORE)
+        if self.whole_package:
+            shutil.copytree(ROOT / "glue_jobs", out / "glue_jobs", ignore=_IGNORE, dirs_exist_ok=True)
+        else:
+            (out / "glue_jobs").mkdir(exist_ok=True)
+            for path in SHARED:
+                shutil.copy2(path, out / "glue_jobs" / path.name)
+        for name in self.vendored:
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None:
+                raise RuntimeError(f"{name} is not installed: run `make install` before synth")
+            origin = Path(spec.origin)
+            if origin.name == "__init__.py":
+                shutil.copytree(origin.parent, out / name, ignore=_IGNORE, dirs_exist_ok=True)
+            else:
+                shutil.copy2(origin, out / origin.name)
         return True
 
 
-def function_code(name: str) -> lambda_.Code:
+def bundling(local: LocalCopy) -> BundlingOptions:
+    return BundlingOptions(image=DockerImage.from_registry("unused-local-bundling"), local=local)  # type: ignore[arg-type]
+
+
+def function_code(name: str, *, whole_package: bool = False, vendored: tuple[str, ...] = ()) -> lambda_.Code:
     folder = LAMBDAS / name
-    return lambda_.Code.from_asset(
-        str(folder), asset_hash_type=AssetHashType.OUTPUT,
-        bundling=BundlingOptions(image=DockerImage.from_registry("unused-local-bundling"),
-                                 local=_CopyWithContracts(folder)))  # type: ignore[arg-type]
+    return lambda_.Code.from_asset(str(folder), asset_hash_type=AssetHashType.OUTPUT,
+                                   bundling=bundling(LocalCopy(folder, whole_package=whole_package,
+                                                               vendored=vendored)))
 
 
 class PythonFunction(Construct):
@@ -51,12 +76,16 @@ class PythonFunction(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, name: str, environment: dict[str, str],
                  log_retention: logs.RetentionDays, key: kms.IKey, timeout_s: int = 10,
-                 memory_mb: int = 256) -> None:
+                 memory_mb: int = 256, whole_package: bool = False, vendored: tuple[str, ...] = (),
+                 vpc: ec2.IVpc | None = None, security_groups: list[ec2.ISecurityGroup] | None = None) -> None:
         super().__init__(scope, id_)
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, encryption_key=key,
                                        removal_policy=RemovalPolicy.DESTROY)
         self.function = lambda_.Function(
-            self, "Function", runtime=LAMBDA_RUNTIME, handler="handler.handler", code=function_code(name),
+            self, "Function", runtime=LAMBDA_RUNTIME, handler="handler.handler",
+            code=function_code(name, whole_package=whole_package, vendored=vendored),
+            vpc=vpc, security_groups=security_groups,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED) if vpc else None,
             environment=environment, timeout=Duration.seconds(timeout_s), memory_size=memory_mb,
             log_group=self.log_group, tracing=lambda_.Tracing.ACTIVE, architecture=lambda_.Architecture.ARM_64)
 

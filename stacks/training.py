@@ -3,13 +3,7 @@ workflow that runs it when new ratings land (EventBridge -> EVENT trigger) or on
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
-from pathlib import Path
-from typing import Any
-
-import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, Stack
+from aws_cdk import AssetHashType, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
@@ -19,36 +13,13 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from stacks.constructs import ROOT, GlueWorkflowTarget
+from stacks.constructs import ROOT, VENDORED, GlueWorkflowTarget, LocalCopy, bundling
 from stacks.nag import acknowledge
 from stacks.network import ExistingVpc, resolve_vpc
 from stacks.storage import RAW_PREFIXES, bucket_name
 
-# Pure-Python dependencies shipped inside --extra-py-files: the job runs in isolated subnets
-# with no route to PyPI, so --additional-python-modules could not install them.
-VENDORED = ("sqlalchemy", "pymysql", "typing_extensions")
 WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
                 "G.8X": glue.WorkerType.G_8X}
-
-
-@jsii.implements(ILocalBundling)
-class _JobPackage:
-    """glue_jobs/ plus the vendored modules, copied from this environment (no network)."""
-
-    def try_bundle(self, output_dir: str, options: Any = None) -> bool:
-        out = Path(output_dir)
-        ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")
-        shutil.copytree(ROOT / "glue_jobs", out / "glue_jobs", ignore=ignore, dirs_exist_ok=True)
-        for name in VENDORED:
-            spec = importlib.util.find_spec(name)
-            if spec is None or spec.origin is None:
-                raise RuntimeError(f"{name} is not installed: run `make install` before synth")
-            origin = Path(spec.origin)
-            if origin.name == "__init__.py":
-                shutil.copytree(origin.parent, out / name, ignore=ignore, dirs_exist_ok=True)
-            else:
-                shutil.copy2(origin, out / origin.name)
-        return True
 
 
 class TrainingStack(Stack):
@@ -98,8 +69,7 @@ class TrainingStack(Stack):
 
         package = s3_assets.Asset(
             self, "JobPackage", path=str(ROOT / "glue_jobs"), asset_hash_type=AssetHashType.OUTPUT,
-            bundling=BundlingOptions(image=DockerImage.from_registry("unused-local-bundling"),
-                                     local=_JobPackage()))  # type: ignore[arg-type]
+            bundling=bundling(LocalCopy(None, whole_package=True, vendored=VENDORED)))
         package.grant_read(self.role)
         arguments = {
             "--input": raw.s3_url_for_object(input_prefix),

@@ -15,6 +15,29 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # keep Spark's traffic on loopback
 
 
+MYSQL_ADMIN_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh database on the real MariaDB server for each test, dropped afterwards."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(MYSQL_ADMIN_URL)
+    name = f"recsys_test_{secrets.token_hex(4)}"
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"MariaDB is not answering at {MYSQL_ADMIN_URL}: {exc}")
+    yield f"{MYSQL_ADMIN_URL.rstrip('/')}/{name}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
     from pyspark.sql import SparkSession

@@ -196,3 +196,16 @@ def test_dms_writes_exactly_the_layout_the_job_reads_and_training_follows_it(dev
     t.has_resource_properties("AWS::IAM::Role", {"RoleName": "dms-vpc-role"})
     (job,) = resources(prod, "training", "AWS::Glue::Job").values()
     assert "dms/music/ratings/" in json.dumps(job["Properties"]["DefaultArguments"]["--input"])
+
+
+def test_schema_is_set_up_at_deploy_time_by_the_jobs_migrations(dev: Built) -> None:
+    from glue_jobs.recommender.publish.aurora import MIGRATIONS
+
+    t = dev.templates["analytics"]
+    (resource,) = t.find_resources("Custom::AuroraSchema").values()
+    assert resource["Properties"]["SchemaVersion"] == str(max(v for v, _ in MIGRATIONS))
+    functions = t.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": "handler.handler"}})
+    (fn,) = [f["Properties"] for f in functions.values() if "SECRET_ARN" in json.dumps(f)]
+    assert fn["VpcConfig"]["SubnetIds"] and fn["Timeout"] == 300
+    ingress = t.find_resources("AWS::EC2::SecurityGroupIngress")
+    assert any(i["Properties"]["FromPort"] == 3306 for i in ingress.values())

@@ -4,7 +4,6 @@ proxy in front of it, and a throw-away database on the real MariaDB server."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 import urllib.request
@@ -15,8 +14,6 @@ from typing import Any
 import pytest
 
 from glue_jobs import contracts as c
-
-MYSQL_ADMIN_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 
 
 @pytest.fixture(scope="session")
@@ -106,21 +103,3 @@ def throttling_proxy(moto_endpoint: str) -> Iterator[Any]:
     yield make
     for p in proxies:
         p.close()
-
-
-@pytest.fixture
-def mysql_url() -> Iterator[str]:
-    """A fresh database on the real MariaDB server for each test, dropped afterwards."""
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(MYSQL_ADMIN_URL)
-    name = f"recsys_test_{secrets.token_hex(4)}"
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"MariaDB is not answering at {MYSQL_ADMIN_URL}: {exc}")
-    yield f"{MYSQL_ADMIN_URL.rstrip('/')}/{name}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-    admin.dispose()
