@@ -10,6 +10,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk_app.config import Settings, settings_from_context
 from stacks.analytics import AnalyticsStack
+from stacks.emr import EmrStack
 from stacks.ingestion import IngestionStack, dms_input_prefix
 from stacks.monitoring import MonitoringStack
 from stacks.network import ExistingVpc, NetworkStack
@@ -58,8 +59,16 @@ def build(app: App, settings: Settings) -> dict[str, Stack]:
         workers=settings.glue_workers, timeout_minutes=settings.glue_timeout_minutes,
         trigger_batch_size=settings.trigger_batch_size,
         trigger_batch_window_s=settings.trigger_batch_window_s, schedule=settings.schedule,
-        input_prefix=input_prefix, job_arguments=settings.job_arguments, env=env)
+        input_prefix=input_prefix, job_arguments=settings.job_arguments,
+        new_data_trigger=not settings.emr, env=env)
     training.add_stack_dependency(storage, "imports the buckets by name")
+    if settings.emr:
+        emr_stack = EmrStack(app, f"{p}-emr", prefix=p, key=storage.key, table_arn=serving.table.table_arn,
+                             table_name=serving.table.table_name, vpc=vpc,
+                             db_secret_arn=analytics.secret.secret_arn if analytics.secret else None,
+                             input_prefix=input_prefix, log_retention=retention, env=env)
+        emr_stack.add_stack_dependency(storage, "imports the buckets by name")
+        stacks["emr"] = emr_stack
     monitoring = MonitoringStack(app, f"{p}-monitoring", prefix=p, key=storage.key, job_name=training.job.job_name,
                                  api=serving.api, api_function=serving.api_function,
                                  alarm_email=settings.alarm_email, env=env)

@@ -27,7 +27,8 @@ class TrainingStack(Stack):
                  vpc: ec2.IVpc | ExistingVpc, db_secret_arn: str | None, db_security_group: ec2.ISecurityGroup | None,
                  worker_type: str, workers: int, timeout_minutes: int,
                  trigger_batch_size: int, trigger_batch_window_s: int, schedule: str | None,
-                 input_prefix: str, job_arguments: dict[str, str], **kwargs: object) -> None:
+                 input_prefix: str, job_arguments: dict[str, str], new_data_trigger: bool = True,
+                 **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         vpc = resolve_vpc(self, vpc)
         raw = s3.Bucket.from_bucket_name(self, "Raw", bucket_name(prefix, "raw"))
@@ -101,13 +102,14 @@ class TrainingStack(Stack):
                         actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name)],
                         event_batching_condition=glue.CfnTrigger.EventBatchingConditionProperty(
                             batch_size=trigger_batch_size, batch_window=trigger_batch_window_s))
-        self.rule = events.Rule(
-            self, "RawObjectCreated", description="New ratings in the raw bucket start the training workflow",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"], detail_type=["Object Created"],
-                detail={"bucket": {"name": [raw.bucket_name]},
-                        "object": {"key": [{"prefix": p} for p in RAW_PREFIXES]}}),
-            targets=[GlueWorkflowTarget(self.workflow.ref)])  # type: ignore[list-item]
+        if new_data_trigger:  # off when EMR Serverless is the runtime that new data starts
+            events.Rule(
+                self, "RawObjectCreated", description="New ratings in the raw bucket start the training workflow",
+                event_pattern=events.EventPattern(
+                    source=["aws.s3"], detail_type=["Object Created"],
+                    detail={"bucket": {"name": [raw.bucket_name]},
+                            "object": {"key": [{"prefix": p} for p in RAW_PREFIXES]}}),
+                targets=[GlueWorkflowTarget(self.workflow.ref)])  # type: ignore[list-item]
         if schedule:
             glue.CfnTrigger(self, "Scheduled", name=f"{prefix}-scheduled", type="SCHEDULED", schedule=schedule,
                             start_on_creation=True, workflow_name=self.workflow.ref,

@@ -45,7 +45,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cfn_lint_reports_no_errors(synthesized: Path) -> None:
     templates = sorted(str(p) for p in synthesized.glob("*/*.template.json"))
-    assert len(templates) == 12  # dev: 6; prod: imports its VPC (no network stack) and adds DMS ingestion
+    assert len(templates) == 13  # dev: 6; prod: imports its VPC (no network stack), adds DMS and EMR
     result = subprocess.run([str(Path(shutil.which("cfn-lint") or "cfn-lint")), "--format", "parseable", *templates],
                             capture_output=True, text=True)
     errors = [line for line in result.stdout.splitlines() if re.search(r":E\d{4}:", line)]

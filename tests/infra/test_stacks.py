@@ -209,3 +209,23 @@ def test_schema_is_set_up_at_deploy_time_by_the_jobs_migrations(dev: Built) -> N
     assert fn["VpcConfig"]["SubnetIds"] and fn["Timeout"] == 300
     ingress = t.find_resources("AWS::EC2::SecurityGroupIngress")
     assert any(i["Properties"]["FromPort"] == 3306 for i in ingress.values())
+
+
+def test_emr_serverless_runs_the_same_job_from_the_same_trigger(dev: Built, prod: Built) -> None:
+    assert "emr" not in dev.stacks  # opt-in
+    t = prod.templates["emr"]
+    t.has_resource_properties("AWS::EMRServerless::Application", {
+        "Type": "SPARK", "ReleaseLabel": Match.string_like_regexp("emr-7"),
+        "AutoStopConfiguration": {"Enabled": True, "IdleTimeoutMinutes": 15}})
+    (machine,) = t.find_resources("AWS::StepFunctions::StateMachine").values()
+    definition = json.dumps(machine["Properties"]["DefinitionString"])
+    assert "emr-serverless:startJobRun.sync" in definition
+    for option in ("--input", "--runs-root", "--dynamodb-table", "--aurora-secret-arn", "--py-files"):
+        assert option in definition
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+    assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
+    (rule,) = t.find_resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["EventPattern"]["detail-type"] == ["Object Created"]
+    # with EMR as the runtime, new data no longer starts the Glue workflow as well
+    assert not [r for r in resources(prod, "training", "AWS::Events::Rule").values()
+                if "Object Created" in json.dumps(r)]
