@@ -43,7 +43,8 @@ def build(app: App, settings: Settings) -> dict[str, Stack]:
     analytics = AnalyticsStack(app, f"{p}-analytics", prefix=p, key=storage.key, vpc=vpc,
                                retain_data=settings.retain_data, deletion_protection=settings.deletion_protection,
                                min_acu=settings.aurora_min_acu, max_acu=settings.aurora_max_acu,
-                               log_retention=retention, env=env)
+                               log_retention=retention, quicksight_principal_arn=settings.quicksight_principal_arn,
+                               env=env)
     input_prefix = "ratings/"
     if settings.dms:
         ingestion = IngestionStack(app, f"{p}-ingestion", prefix=p, key=storage.key, vpc=vpc, source=settings.dms,

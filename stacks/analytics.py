@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -14,6 +14,7 @@ from glue_jobs.recommender.publish.aurora import MIGRATIONS
 from stacks.constructs import VENDORED, PythonFunction
 from stacks.nag import acknowledge
 from stacks.network import ExistingVpc, resolve_vpc
+from stacks.quicksight import QuickSightAnalytics
 
 DATABASE_NAME = "recommender"
 
@@ -21,7 +22,8 @@ DATABASE_NAME = "recommender"
 class AnalyticsStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, vpc: ec2.IVpc | ExistingVpc,
                  retain_data: bool, deletion_protection: bool, min_acu: float, max_acu: float,
-                 log_retention: logs.RetentionDays, **kwargs: object) -> None:
+                 log_retention: logs.RetentionDays, quicksight_principal_arn: str | None = None,
+                 **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         vpc = resolve_vpc(self, vpc)
         self.security_group = ec2.SecurityGroup(self, "DbSecurityGroup", vpc=vpc, allow_all_outbound=False,
@@ -61,6 +63,17 @@ class AnalyticsStack(Stack):
                     "CDK's log-retention helper must act on log groups RDS creates at run time, whose "
                     "ARNs are not known when the template is written.")
         self.schema_setup(key, vpc, log_retention)
+        if quicksight_principal_arn and self.secret:
+            # QuickSight reads the credentials with its own Secrets Manager role (enable Secrets
+            # Manager access in QuickSight's admin settings once per account).
+            self.secret.add_to_resource_policy(iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=["*"],
+                principals=[iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/service-role/"
+                                             "aws-quicksight-secretsmanager-role-v0")]))
+            self.quicksight = QuickSightAnalytics(
+                self, "QuickSight", prefix=prefix, principal_arn=quicksight_principal_arn, vpc=vpc,
+                cluster=self.cluster, db_security_group=self.security_group, secret_arn=self.secret.secret_arn,
+                key=key, database=DATABASE_NAME)
         CfnOutput(self, "ClusterEndpoint", value=self.cluster.cluster_endpoint.hostname)
 
     def schema_setup(self, key: kms.IKey, vpc: ec2.IVpc, log_retention: logs.RetentionDays) -> None:

@@ -13,6 +13,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 PROD_CONTEXT: dict[str, Any] = {
     "env": "prod", "apiAuth": "jwt", "jwtIssuer": "https://auth.example.com/", "jwtAudience": "recs-api",
     "schedule": "cron(0 3 * * ? *)", "alarmEmail": "ops@example.com", "emr": "true",
+    "quicksightPrincipalArn": "arn:aws:quicksight:eu-west-1:000000000000:group/default/analysts",
     "vpcId": "vpc-0123456789abcdef0", "vpcAzs": "eu-west-1a,eu-west-1b",
     "vpcSubnetIds": "subnet-0123456789abcdef1,subnet-0123456789abcdef2",
     "dms": {"engine": "mysql", "host": "ratings-db.internal.example.com", "port": 3306, "database": "music",

@@ -229,3 +229,23 @@ def test_emr_serverless_runs_the_same_job_from_the_same_trigger(dev: Built, prod
     # with EMR as the runtime, new data no longer starts the Glue workflow as well
     assert not [r for r in resources(prod, "training", "AWS::Events::Rule").values()
                 if "Object Created" in json.dumps(r)]
+
+
+def test_quicksight_reads_aurora_privately_and_the_latest_run_through_the_manifest(dev: Built, prod: Built) -> None:
+    dev.templates["analytics"].resource_count_is("AWS::QuickSight::DataSource", 0)  # opt-in
+    t = prod.templates["analytics"]
+    t.has_resource_properties("AWS::QuickSight::VPCConnection", {"SubnetIds": Match.any_value()})
+    aurora = t.find_resources("AWS::QuickSight::DataSource", {"Properties": {"Type": "AURORA"}})
+    (props,) = [d["Properties"] for d in aurora.values()]
+    assert "VpcConnectionProperties" in props and props["SslProperties"] == {"DisableSsl": False}
+    assert "SecretArn" in props["Credentials"] and "CredentialPair" not in props["Credentials"]
+    manifest = t.find_resources("AWS::QuickSight::DataSource", {"Properties": {"Type": "S3"}})
+    (s3_props,) = [d["Properties"] for d in manifest.values()]
+    location = s3_props["DataSourceParameters"]["S3Parameters"]["ManifestFileLocation"]
+    assert location["Key"] == c.QUICKSIGHT_MANIFEST_FILE
+    sets = {d["Properties"]["Name"]: d["Properties"] for d in t.find_resources("AWS::QuickSight::DataSet").values()}
+    latest = sets["recsys-prod latest recommendations"]["PhysicalTableMap"]["table"]["CustomSql"]
+    assert f"JOIN {c.SQL_ARTISTS}" in latest["SqlQuery"] and c.ARTIST_NAME in latest["SqlQuery"]
+    assert c.SQL_MODEL_RUNS in sets["recsys-prod model runs"]["PhysicalTableMap"]["table"]["CustomSql"]["SqlQuery"]
+    for d in sets.values():
+        assert d["Permissions"][0]["Principal"].endswith(":group/default/analysts")
