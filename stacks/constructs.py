@@ -27,6 +27,8 @@ LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14  # the newest Python the pinned aws
 # Pure-Python dependencies shipped inside code packages: the Glue job and the schema function
 # run in isolated subnets with no route to PyPI.
 VENDORED = ("sqlalchemy", "pymysql", "typing_extensions")
+# Powertools (and the X-Ray SDK its tracer uses) for the functions, pure Python as well.
+POWERTOOLS = ("aws_lambda_powertools", "aws_xray_sdk", "wrapt", "typing_extensions", "jmespath")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")
 
 
@@ -41,7 +43,9 @@ class LocalCopy:
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:
         out = Path(output_dir)
         if self.folder is not None:
-            shutil.copytree(self.folder, out, dirs_exist_ok=True, ignore=_IGNORE)
+            # Same import path as in the repository: lambdas.<name>.handler
+            shutil.copytree(self.folder, out / "lambdas" / self.folder.name, dirs_exist_ok=True, ignore=_IGNORE)
+            shutil.copy2(LAMBDAS / "__init__.py", out / "lambdas" / "__init__.py")
         if self.whole_package:
             shutil.copytree(ROOT / "glue_jobs", out / "glue_jobs", ignore=_IGNORE, dirs_exist_ok=True)
         else:
@@ -82,7 +86,7 @@ class PythonFunction(Construct):
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, encryption_key=key,
                                        removal_policy=RemovalPolicy.DESTROY)
         self.function = lambda_.Function(
-            self, "Function", runtime=LAMBDA_RUNTIME, handler="handler.handler",
+            self, "Function", runtime=LAMBDA_RUNTIME, handler=f"lambdas.{name}.handler.handler",
             code=function_code(name, whole_package=whole_package, vendored=vendored),
             vpc=vpc, security_groups=security_groups,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED) if vpc else None,

@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from glue_jobs import contracts as c
-from stacks.constructs import PythonFunction
+from stacks.constructs import POWERTOOLS, PythonFunction
 from stacks.nag import acknowledge
 
 
@@ -35,8 +35,10 @@ class ServingStack(Stack):
             removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY)
 
         api_fn = PythonFunction(self, "Api", name="recommendations_api", key=key, log_retention=log_retention,
-                                environment={"TABLE_NAME": self.table.table_name,
-                                             "POWERTOOLS_SERVICE_NAME": "recommendations-api"})
+                                vendored=POWERTOOLS, memory_mb=512,
+                                environment={"TABLE_NAME": self.table.table_name, "POINTER_TTL_SECONDS": "30",
+                                             "POWERTOOLS_SERVICE_NAME": "recommendations-api",
+                                             "POWERTOOLS_METRICS_NAMESPACE": "MusicRecommender"})
         self.table.grant_read_data(api_fn.function)
         self.api_function = api_fn.function
         if api_auth == "jwt":

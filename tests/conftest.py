@@ -57,3 +57,7 @@ def spark() -> Iterator[object]:
     session.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="test-ckpt-"))
     yield session
     session.stop()
+
+# Powertools in tests: no X-Ray daemon here, and metrics need a namespace.
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MusicRecommenderTests")

@@ -1,67 +1,85 @@
-"""Recommendations API (HTTP API v2 events): GET /users/{user_id}/recommendations, /health.
+"""Recommendations API (HTTP API v2): a thin Powertools handler over logic.RecommendationStore.
 
-A thin first version the stack deploys; the API issue grows it (Powertools, caching, k).
+GET /users/{user_id}/recommendations?k=N, GET /runs/active, GET /health.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
 
-from glue_jobs import contracts as c
+from lambdas.recommendations_api.logic import BadRequest, RecommendationStore, Unavailable, parse_user_id
 
-TABLE = os.environ.get("TABLE_NAME", "")
-_ddb = None
-
-
-def _client() -> Any:
-    global _ddb
-    if _ddb is None:
-        _ddb = boto3.client("dynamodb")
-    return _ddb
-
-
-def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+logger = Logger(service="recommendations-api")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MusicRecommender"),
+                  service="recommendations-api")
+tracer = Tracer(service="recommendations-api")
+app = APIGatewayHttpResolver()
+_store: RecommendationStore | None = None
 
 
-def _get(user_id: int, sort_key: str) -> dict[str, Any] | None:
-    key = {c.DDB_PARTITION_KEY: {"N": str(user_id)}, c.DDB_SORT_KEY: {"S": sort_key}}
-    item: dict[str, Any] | None = _client().get_item(TableName=TABLE, Key=key).get("Item")
-    return item
+def store() -> RecommendationStore:
+    """One store per container: the pointer cache survives between invocations."""
+    global _store
+    if _store is None:
+        _store = RecommendationStore(boto3.client("dynamodb"), os.environ["TABLE_NAME"],
+                                     float(os.environ.get("POINTER_TTL_SECONDS", "30")))
+    return _store
 
 
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    path = event.get("rawPath", "")
-    if path == "/health":
-        return _response(200, {"status": "ok"})
-    if path == "/runs/active":
-        try:
-            pointer = _get(c.DDB_CONTROL_USER_ID, c.DDB_POINTER_SORT_KEY)
-        except Exception:
-            return _response(503, {"message": "recommendations are temporarily unavailable"})
-        if pointer is None:
-            return _response(404, {"message": "no run has been published yet"})
-        return _response(200, {k: c.plain_value(v) for k, v in pointer.items()
-                               if k in (c.DDB_ACTIVE_RUN, c.DDB_PREVIOUS_RUN, c.DDB_TOP_N, "updated_at")})
-    raw_id = (event.get("pathParameters") or {}).get("user_id", "")
-    if not raw_id.isdigit() or not 1 <= int(raw_id) <= c.MAX_ID:
-        return _response(400, {"message": "user_id must be an integer in 1..2147483647"})
-    try:
-        pointer = _get(c.DDB_CONTROL_USER_ID, c.DDB_POINTER_SORT_KEY)
-        if pointer is None:
-            return _response(503, {"message": "no recommendations have been published yet"})
-        run_id = pointer[c.DDB_ACTIVE_RUN]["S"]
-        item = _get(int(raw_id), run_id)
-        fallback = item is None
-        if fallback:
-            item = _get(c.DDB_CONTROL_USER_ID, run_id)
-    except Exception:  # throttling, missing table: never leak internals
-        return _response(503, {"message": "recommendations are temporarily unavailable"})
-    recs = c.plain_value(item[c.DDB_RECOMMENDATIONS]) if item else []
-    return _response(200, {c.USER_ID: int(raw_id), "run_id": run_id, "fallback": fallback,
-                           c.DDB_GENERATED_AT: item[c.DDB_GENERATED_AT]["S"] if item else None,
-                           c.DDB_RECOMMENDATIONS: recs[: int(pointer[c.DDB_TOP_N]["N"])]})
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.get("/health")
+def health() -> Response:
+    return _json(200, {"status": "ok"})
+
+
+@app.get("/runs/active")
+@tracer.capture_method
+def active_run() -> Response:
+    return _json(200, store().active_run())
+
+
+@app.get("/users/<user_id>/recommendations")
+@tracer.capture_method
+def recommendations(user_id: str) -> Response:
+    body = store().recommendations(parse_user_id(user_id), app.current_event.query_string_parameters)
+    metrics.add_metric(name="FallbackServed" if body["fallback"] else "ModelServed", unit=MetricUnit.Count, value=1)
+    return _json(200, body)
+
+
+@app.exception_handler(BadRequest)
+def bad_request(exc: BadRequest) -> Response:
+    return _json(400, {"message": str(exc)})
+
+
+@app.exception_handler(Unavailable)
+def unavailable(exc: Unavailable) -> Response:
+    logger.warning("store unavailable", extra={"reason": str(exc)})
+    metrics.add_metric(name="StoreUnavailable", unit=MetricUnit.Count, value=1)
+    return _json(503, {"message": "recommendations are temporarily unavailable"})
+
+
+@app.not_found
+def not_found(exc: Exception) -> Response:
+    return _json(404, {"message": "no such route"})
+
+
+@app.exception_handler(Exception)
+def unexpected(exc: Exception) -> Response:
+    logger.exception("unexpected error")  # the trace goes to the logs, never to the caller
+    return _json(500, {"message": "internal error"})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

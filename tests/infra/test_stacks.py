@@ -204,7 +204,8 @@ def test_schema_is_set_up_at_deploy_time_by_the_jobs_migrations(dev: Built) -> N
     t = dev.templates["analytics"]
     (resource,) = t.find_resources("Custom::AuroraSchema").values()
     assert resource["Properties"]["SchemaVersion"] == str(max(v for v, _ in MIGRATIONS))
-    functions = t.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": "handler.handler"}})
+    functions = t.find_resources("AWS::Lambda::Function",
+                                 {"Properties": {"Handler": "lambdas.schema_setup.handler.handler"}})
     (fn,) = [f["Properties"] for f in functions.values() if "SECRET_ARN" in json.dumps(f)]
     assert fn["VpcConfig"]["SubnetIds"] and fn["Timeout"] == 300
     ingress = t.find_resources("AWS::EC2::SecurityGroupIngress")

@@ -1,4 +1,4 @@
-"""The API function the serving stack deploys, through HTTP API v2 events against moto."""
+"""The recommendations API through HTTP API v2 events against moto: every answer and error path."""
 
 from __future__ import annotations
 
@@ -8,24 +8,54 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import dynamo
 from lambdas.recommendations_api import handler
+from lambdas.recommendations_api.logic import RecommendationStore
 
-RUN = "20261129T160000Z-aaaa"
+RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
 NOW = datetime(2026, 11, 29, 16, tzinfo=UTC)
 
 
-def event(path: str, user_id: str | None = None) -> dict[str, Any]:
-    return {"version": "2.0", "rawPath": path, "routeKey": f"GET {path}",
-            "pathParameters": {"user_id": user_id} if user_id is not None else None,
-            "requestContext": {"http": {"method": "GET", "path": path}}}
+class Context:
+    function_name = "api"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:api"
+    aws_request_id = "req-1"
+
+
+def event(path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event, as the integration sends it."""
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "queryStringParameters": query, "headers": {"accept": "application/json"}, "isBase64Encoded": False,
+        "requestContext": {"accountId": "000000000000", "apiId": "api", "domainName": "x.execute-api",
+                           "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                                    "userAgent": "pytest"},
+                           "requestId": "r", "routeKey": "$default", "stage": "$default",
+                           "time": "29/Nov/2026:16:00:00 +0000", "timeEpoch": 0},
+    }
+
+
+def call(path: str, query: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    response = handler.handler(event(path, query), Context())
+    return response["statusCode"], json.loads(response["body"])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Any:
+def ddb(monkeypatch: pytest.MonkeyPatch) -> Any:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(TableName="recs", BillingMode="PAY_PER_REQUEST",
@@ -33,59 +63,107 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Any:
                                        {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
                             AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
                                                   {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
-        monkeypatch.setattr(handler, "TABLE", "recs")
-        monkeypatch.setattr(handler, "_ddb", client)
+        clock = Clock()
+        monkeypatch.setattr(handler, "_store", RecommendationStore(client, "recs", pointer_ttl_s=30, clock=clock))
+        client.clock = clock  # type: ignore[attr-defined]
         yield client
 
 
-def publish(client: Any) -> None:
-    recs = [{c.RANK: r, c.ARTIST_ID: 10 + r, c.SCORE: 90.0 - r} for r in range(1, 6)]
+def publish(client: Any, run_id: str = RUN_A, base: int = 10) -> None:
+    recs = [{c.RANK: r, c.ARTIST_ID: base + r, c.SCORE: 90.0 - r, c.ARTIST_NAME: f"A{r}"} for r in range(1, 6)]
     popular = [{c.RANK: r, c.ARTIST_ID: 100 + r, c.SCORE: 70.0} for r in range(1, 6)]
-    dynamo.write_batches(client, "recs", [dynamo.user_item(7, RUN, recs, NOW, 30),
-                                          dynamo.fallback_item(RUN, popular, NOW, 30)])
-    dynamo.flip_pointer(client, "recs", RUN, 5)
+    dynamo.write_batches(client, "recs", [dynamo.user_item(7, run_id, recs, NOW, 30),
+                                          dynamo.fallback_item(run_id, popular, NOW, 30)])
+    dynamo.flip_pointer(client, "recs", run_id, 5)
 
 
-def body(response: dict[str, Any]) -> dict[str, Any]:
-    return dict(json.loads(response["body"]))
+def test_known_user_gets_the_active_runs_ordered_list(ddb: Any) -> None:
+    publish(ddb)
+    status, body = call("/users/7/recommendations")
+    assert status == 200
+    assert body["run_id"] == RUN_A and body["fallback"] is False and body["k"] == 5
+    assert body["generated_at"].startswith("2026-11-29T16:00")
+    assert body["recommendations"][0] == {"artist_id": 11, "score": 89.0, "rank": 1, "artist_name": "A1"}
+    assert [r["rank"] for r in body["recommendations"]] == [1, 2, 3, 4, 5]
 
 
-def test_known_user_gets_the_active_runs_list(table: Any) -> None:
-    publish(table)
-    response = handler.handler(event("/users/7/recommendations", "7"), None)
-    assert response["statusCode"] == 200
-    got = body(response)
-    assert got["run_id"] == RUN and got["fallback"] is False
-    assert [r["artist_id"] for r in got["recommendations"]] == [11, 12, 13, 14, 15]
+def test_k_limits_the_list(ddb: Any) -> None:
+    publish(ddb)
+    status, body = call("/users/7/recommendations", {"k": "2"})
+    assert status == 200 and [r["artist_id"] for r in body["recommendations"]] == [11, 12]
 
 
-def test_unknown_user_gets_the_popularity_fallback(table: Any) -> None:
-    publish(table)
-    got = body(handler.handler(event("/users/8/recommendations", "8"), None))
-    assert got["fallback"] is True and [r["artist_id"] for r in got["recommendations"]][:2] == [101, 102]
+def test_unknown_user_gets_the_popularity_list_marked_as_fallback(ddb: Any) -> None:
+    publish(ddb)
+    status, body = call("/users/8/recommendations", {"k": "3"})
+    assert status == 200 and body["fallback"] is True
+    assert [r["artist_id"] for r in body["recommendations"]] == [101, 102, 103]
 
 
-@pytest.mark.parametrize("raw", ["abc", "0", "-3", "2147483648", ""])
-def test_bad_user_ids_get_400(table: Any, raw: str) -> None:
-    response = handler.handler(event(f"/users/{raw}/recommendations", raw), None)
-    assert response["statusCode"] == 400 and "user_id" in body(response)["message"]
+@pytest.mark.parametrize("path, query, message", [
+    ("/users/abc/recommendations", None, "user_id must be a positive integer"),
+    ("/users/0/recommendations", None, "user_id must be between 1 and 2147483647"),
+    ("/users/2147483648/recommendations", None, "user_id must be between 1 and 2147483647"),
+    ("/users/7/recommendations", {"k": "0"}, "k must be an integer between 1 and 5"),
+    ("/users/7/recommendations", {"k": "6"}, "k must be an integer between 1 and 5"),
+    ("/users/7/recommendations", {"k": "two"}, "k must be an integer between 1 and 5"),
+    ("/users/7/recommendations", {"limit": "3", "k": "1"}, "unknown query parameter(s): limit"),
+])
+def test_bad_requests_get_400_with_a_message(ddb: Any, path: str, query: dict[str, str] | None,
+                                             message: str) -> None:
+    publish(ddb)
+    status, body = call(path, query)
+    assert status == 400 and list(body) == ["message"] and body["message"].startswith(message)
 
 
-def test_nothing_published_or_missing_table_is_503(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert handler.handler(event("/users/7/recommendations", "7"), None)["statusCode"] == 503
-    monkeypatch.setattr(handler, "TABLE", "no-such-table")
-    response = handler.handler(event("/users/7/recommendations", "7"), None)
+def test_the_pointer_is_cached_for_its_ttl_then_reread(ddb: Any) -> None:
+    publish(ddb, RUN_A)
+    assert call("/users/7/recommendations")[1]["run_id"] == RUN_A
+    publish(ddb, RUN_B, base=50)
+    ddb.clock.now = 29.0
+    assert call("/users/7/recommendations")[1]["run_id"] == RUN_A  # still cached
+    ddb.clock.now = 30.0
+    _, body = call("/users/7/recommendations")
+    assert body["run_id"] == RUN_B and body["recommendations"][0]["artist_id"] == 51
+
+
+def test_nothing_published_is_503(ddb: Any) -> None:
+    status, body = call("/users/7/recommendations")
+    assert status == 503 and body == {"message": "recommendations are temporarily unavailable"}
+
+
+class ThrottledClient:
+    def get_item(self, **_: Any) -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                     "Message": "Rate of requests exceeds the allowed throughput (table recs)"}},
+                          "GetItem")
+
+
+@pytest.mark.parametrize("client_kind", ["throttled", "missing-table"])
+def test_throttling_or_a_missing_table_is_503_and_leaks_nothing(ddb: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                client_kind: str) -> None:
+    store = RecommendationStore(ThrottledClient() if client_kind == "throttled" else ddb,
+                                "recs" if client_kind == "throttled" else "no-such-table")
+    monkeypatch.setattr(handler, "_store", store)
+    response = handler.handler(event("/users/7/recommendations"), Context())
     assert response["statusCode"] == 503
-    assert "ResourceNotFound" not in response["body"] and "Traceback" not in response["body"]
+    for secret in ("Throughput", "ResourceNotFound", "no-such-table", "Traceback", "recs"):
+        assert secret not in response["body"]
 
 
-def test_health(table: Any) -> None:
-    assert handler.handler(event("/health"), None) == {
-        "statusCode": 200, "headers": {"content-type": "application/json"}, "body": '{"status": "ok"}'}
+def test_unexpected_errors_are_500_without_a_stack_trace(ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        def get_item(self, **_: Any) -> dict[str, Any]:
+            raise KeyError("internal detail")
+
+    monkeypatch.setattr(handler, "_store", RecommendationStore(Broken(), "recs"))
+    status, body = call("/users/7/recommendations")
+    assert status == 500 and body == {"message": "internal error"}
 
 
-def test_operators_see_the_active_run(table: Any) -> None:
-    assert handler.handler(event("/runs/active"), None)["statusCode"] == 404
-    publish(table)
-    got = body(handler.handler(event("/runs/active"), None))
-    assert got[c.DDB_ACTIVE_RUN] == RUN and got[c.DDB_TOP_N] == 5
+def test_health_active_run_and_unknown_routes(ddb: Any) -> None:
+    assert call("/health") == (200, {"status": "ok"})
+    publish(ddb)
+    status, body = call("/runs/active")
+    assert status == 200 and body[c.DDB_ACTIVE_RUN] == RUN_A and body[c.DDB_TOP_N] == 5
+    assert handler.handler(event("/admin"), Context())["statusCode"] == 404
