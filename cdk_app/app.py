@@ -72,7 +72,7 @@ def build(app: App, settings: Settings) -> dict[str, Stack]:
         stacks["emr"] = emr_stack
     monitoring = MonitoringStack(app, f"{p}-monitoring", prefix=p, key=storage.key, job_name=training.job.job_name,
                                  api=serving.api, api_function=serving.api_function,
-                                 alarm_email=settings.alarm_email, env=env)
+                                 alarm_email=settings.alarm_email, log_retention=retention, env=env)
     stacks.update({"storage": storage, "serving": serving, "analytics": analytics, "training": training,
                    "monitoring": monitoring})
     # cfn-lint's schemas reject Tags on these two types, although CDK renders them.

@@ -8,28 +8,49 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+
+from stacks.constructs import POWERTOOLS, PythonFunction
+from stacks.nag import acknowledge
 
 
 class MonitoringStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, job_name: str,
                  api: apigw.HttpApi, api_function: lambda_.IFunction, alarm_email: str | None,
-                 **kwargs: object) -> None:
+                 log_retention: logs.RetentionDays, **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         self.topic = sns.Topic(self, "Failures", topic_name=f"{prefix}-failures", master_key=key,
                                enforce_ssl=True, display_name="Recommender pipeline failures")
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        # Glue reports job state changes to EventBridge; a failed or timed-out run notifies.
+        # Glue reports job state changes to EventBridge; a function turns a failed run into a
+        # readable notice (the error, the duration, a link) on the topic.
+        notifier = PythonFunction(self, "FailureNotifier", name="failure_notifier", key=key,
+                                  log_retention=log_retention, vendored=POWERTOOLS, timeout_s=30,
+                                  environment={"TOPIC_ARN": self.topic.topic_arn,
+                                               "POWERTOOLS_SERVICE_NAME": "failure-notifier"})
+        self.topic.grant_publish(notifier.function)
+        notifier.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["glue:GetJobRun"], resources=[self.format_arn(service="glue", resource="job",
+                                                                   resource_name=job_name)]))
         events.Rule(self, "JobFailed", description="A recommender Glue run failed or timed out",
                     event_pattern=events.EventPattern(
                         source=["aws.glue"], detail_type=["Glue Job State Change"],
                         detail={"jobName": [job_name], "state": ["FAILED", "TIMEOUT", "ERROR"]}),
-                    targets=[targets.SnsTopic(self.topic)])
+                    targets=[targets.LambdaFunction(notifier.function, retry_attempts=2)])
+        acknowledge(notifier.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                    "service-role/AWSLambdaBasicExecutionRole]",
+                    "AWS's basic execution policy only lets the function write its own logs.")
+        acknowledge(notifier.function, "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                    "Publishing to the KMS-encrypted topic: CDK's grant on this project's key only.")
+        acknowledge(notifier.function, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray tracing: PutTraceSegments and PutTelemetryRecords accept no resource but *.")
         failed_tasks = cw.Metric(namespace="Glue", metric_name="glue.driver.aggregate.numFailedTasks",
                                  dimensions_map={"JobName": job_name, "JobRunId": "ALL", "Type": "count"},
                                  statistic="Sum", period=Duration.hours(1))

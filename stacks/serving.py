@@ -7,13 +7,17 @@ from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from glue_jobs import contracts as c
-from stacks.constructs import POWERTOOLS, PythonFunction
+from stacks.constructs import POWERTOOLS, VENDORED, PythonFunction
 from stacks.nag import acknowledge
+from stacks.storage import bucket_name
 
 
 class ServingStack(Stack):
@@ -65,5 +69,37 @@ class ServingStack(Stack):
                     "AWS's basic execution policy only lets the function write its own logs.")
         acknowledge(api_fn.function, "AwsSolutions-IAM5[Resource::*]",
                     "X-Ray tracing: PutTraceSegments and PutTelemetryRecords accept no resource but *.")
+        self.rollback_function = self.rollback(prefix, key, log_retention)
         CfnOutput(self, "ApiUrl", value=self.api.api_endpoint)
         CfnOutput(self, "TableName", value=self.table.table_name)
+
+    def rollback(self, prefix: str, key: kms.IKey, log_retention: logs.RetentionDays) -> lambda_.IFunction:
+        """Operators invoke it with {"run_id": ...} to point serving back at an earlier run."""
+        curated = s3.Bucket.from_bucket_name(self, "Curated", bucket_name(prefix, "curated"))
+        fn = PythonFunction(self, "Rollback", name="rollback", key=key, log_retention=log_retention,
+                            whole_package=True, vendored=(*VENDORED, *POWERTOOLS), timeout_s=60,
+                            environment={"TABLE_NAME": self.table.table_name,
+                                         "RUNS_ROOT": curated.s3_url_for_object(),
+                                         "POWERTOOLS_SERVICE_NAME": "rollback"})
+        fn.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DescribeTable"],
+            resources=[self.table.table_arn]))
+        fn.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[curated.arn_for_objects(c.LATEST_FILE),
+                       curated.arn_for_objects(f"{c.RUNS_PREFIX}/*/{c.SUCCESS_MARKER}")]))
+        fn.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"],
+            resources=[curated.arn_for_objects(c.LATEST_FILE), curated.arn_for_objects(c.QUICKSIGHT_MANIFEST_FILE)]))
+        fn.function.add_to_role_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                                                           resources=[key.key_arn]))
+        acknowledge(fn.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                    "service-role/AWSLambdaBasicExecutionRole]",
+                    "AWS's basic execution policy only lets the function write its own logs.")
+        acknowledge(fn.function, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray tracing: PutTraceSegments and PutTelemetryRecords accept no resource but *.")
+        acknowledge(fn.function, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{prefix}-curated-"
+                    f"<AWS::AccountId>-<AWS::Region>/{c.RUNS_PREFIX}/*/{c.SUCCESS_MARKER}]",
+                    "Reads only the completion marker of whichever run the operator names.")
+        CfnOutput(self, "RollbackFunction", value=fn.function.function_name)
+        return fn.function

@@ -125,7 +125,8 @@ def test_api_is_not_public_iam_by_default_jwt_when_configured(dev: Built, prod: 
         "AuthorizerType": "JWT", "JwtConfiguration": {"Issuer": "https://auth.example.com/", "Audience": ["recs-api"]}})
     dev.templates["serving"].has_resource_properties("AWS::ApiGatewayV2::Stage", {
         "AccessLogSettings": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")}})
-    fn = dev.templates["serving"].find_resources("AWS::Lambda::Function")
+    fn = dev.templates["serving"].find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "lambdas.recommendations_api.handler.handler"}})
     (props,) = [f["Properties"] for f in fn.values()]
     assert props["Runtime"] == "python3.14" and props["TracingConfig"] == {"Mode": "Active"}
     reads = statements(dev, "serving", "ApiFunction")
@@ -164,7 +165,12 @@ def test_monitoring_alarms_notify_the_failure_topic(dev: Built) -> None:
     alarms = t.find_resources("AWS::CloudWatch::Alarm")
     assert len(alarms) == 3 and all(a["Properties"]["AlarmActions"] for a in alarms.values())
     t.has_resource_properties("AWS::Events::Rule", {"EventPattern": {
-        "source": ["aws.glue"], "detail": {"state": ["FAILED", "TIMEOUT", "ERROR"], "jobName": Match.any_value()}}})
+        "source": ["aws.glue"], "detail": {"state": ["FAILED", "TIMEOUT", "ERROR"], "jobName": Match.any_value()}},
+        "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [Match.string_like_regexp("FailureNotifier"), "Arn"]},
+                                       "RetryPolicy": {"MaximumRetryAttempts": 2}})]})
+    t.has_resource_properties("AWS::Lambda::Function", {
+        "Handler": "lambdas.failure_notifier.handler.handler",
+        "Environment": {"Variables": Match.object_like({"TOPIC_ARN": Match.any_value()})}})
     t.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
@@ -250,3 +256,12 @@ def test_quicksight_reads_aurora_privately_and_the_latest_run_through_the_manife
     assert c.SQL_MODEL_RUNS in sets["recsys-prod model runs"]["PhysicalTableMap"]["table"]["CustomSql"]["SqlQuery"]
     for d in sets.values():
         assert d["Permissions"][0]["Principal"].endswith(":group/default/analysts")
+
+
+def test_rollback_function_can_flip_the_pointer_and_latest_but_write_nothing_else(dev: Built) -> None:
+    stmts = statements(dev, "serving", "RollbackFunction")
+    writes = [s for s in stmts if any(a in json.dumps(s["Action"]) for a in ("PutObject", "UpdateItem"))]
+    resources_written = json.dumps([s["Resource"] for s in writes])
+    assert "latest.json" in resources_written and "quicksight-manifest.json" in resources_written
+    assert "runs/*/_SUCCESS" not in json.dumps([s["Resource"] for s in writes if "PutObject" in json.dumps(s)])
+    assert not [s for s in stmts if "dynamodb:PutItem" in json.dumps(s) or "dynamodb:BatchWriteItem" in json.dumps(s)]

@@ -1,0 +1,116 @@
+"""Operations functions: rollback (moto S3 + DynamoDB) and the readable failure notice (moto SNS)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from glue_jobs import contracts as c
+from glue_jobs.recommender.publish import dynamo
+from lambdas.failure_notifier import handler as notifier
+from lambdas.rollback import handler as rollback
+
+RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
+NOW = datetime(2026, 11, 29, 16, tzinfo=UTC)
+
+
+class Context:
+    function_name = "fn"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:fn"
+    aws_request_id = "req-1"
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> Any:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="curated")
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(TableName="recs", BillingMode="PAY_PER_REQUEST",
+                         KeySchema=[{"AttributeName": c.DDB_PARTITION_KEY, "KeyType": "HASH"},
+                                    {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
+                         AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
+                                               {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
+        for run in (RUN_A, RUN_B):
+            s3.put_object(Bucket="curated", Key=f"runs/{run}/_SUCCESS", Body=run.encode())
+            dynamo.write_batches(ddb, "recs", [dynamo.fallback_item(run, [], NOW, 30)])
+            dynamo.flip_pointer(ddb, "recs", run, 5)
+        s3.put_object(Bucket="curated", Key="latest.json", Body=json.dumps({"run_id": RUN_B}).encode())
+        monkeypatch.setenv("RUNS_ROOT", "s3://curated")
+        monkeypatch.setenv("TABLE_NAME", "recs")
+        yield s3, ddb
+
+
+def test_rollback_points_serving_and_latest_back_at_a_complete_run(published: Any) -> None:
+    s3, ddb = published
+    result = rollback.handler({"run_id": RUN_A}, Context())
+    assert result["ok"] is True
+    assert dynamo.active_run(ddb, "recs")[c.DDB_ACTIVE_RUN] == RUN_A  # type: ignore[index]
+    latest = json.loads(s3.get_object(Bucket="curated", Key="latest.json")["Body"].read())
+    assert latest["run_id"] == RUN_A and latest["previous_run_id"] == RUN_B
+    manifest = json.loads(s3.get_object(Bucket="curated", Key=c.QUICKSIGHT_MANIFEST_FILE)["Body"].read())
+    assert f"runs/{RUN_A}/recommendations_csv/" in manifest["fileLocations"][0]["URIPrefixes"][0]
+
+
+@pytest.mark.parametrize("run_id, message", [
+    ("20261128T000000Z-dead", "not complete"),
+    ("yesterday", "run_id must look like"),
+])
+def test_rollback_refuses_incomplete_or_malformed_runs(published: Any, run_id: str, message: str) -> None:
+    _, ddb = published
+    result = rollback.handler({"run_id": run_id}, Context())
+    assert result["ok"] is False and message in result["error"]
+    assert dynamo.active_run(ddb, "recs")[c.DDB_ACTIVE_RUN] == RUN_B  # type: ignore[index]
+
+
+def test_rollback_refuses_a_run_whose_items_expired(published: Any) -> None:
+    _, ddb = published
+    ddb.delete_item(TableName="recs", Key={"user_id": {"N": "0"}, "run_id": {"S": RUN_A}})
+    result = rollback.handler({"run_id": RUN_A}, Context())
+    assert result["ok"] is False and "no complete item set in DynamoDB" in result["error"]
+
+
+GLUE_EVENT = {"version": "0", "detail-type": "Glue Job State Change", "source": "aws.glue",
+              "detail": {"jobName": "recsys-dev-recommender", "severity": "ERROR", "state": "FAILED",
+                         "jobRunId": "jr_abc123", "message": "JobFailed: quality gate failed"}}
+
+
+class FakeGlue:
+    def __init__(self, run: dict[str, Any] | None) -> None:
+        self.run = run
+
+    def get_job_run(self, **kwargs: Any) -> dict[str, Any]:
+        if self.run is None:
+            raise RuntimeError("AccessDenied")
+        assert kwargs == {"JobName": "recsys-dev-recommender", "RunId": "jr_abc123", "PredecessorsIncluded": False}
+        return {"JobRun": self.run}
+
+
+@pytest.mark.parametrize("run, expected", [
+    ({"ErrorMessage": "JobFailed: quality gate failed: rmse = 20.1 is not below 19.3", "StartedOn": "2026-11-29",
+      "ExecutionTime": 754, "Attempt": 0}, ["rmse = 20.1 is not below 19.3", "Ran for: 12 min 34 s"]),
+    (None, ["JobFailed: quality gate failed"]),  # no glue details: the event's message still goes out
+])
+def test_failed_runs_become_readable_notifications(monkeypatch: pytest.MonkeyPatch, run: Any,
+                                                   expected: list[str]) -> None:
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="failures")["TopicArn"]
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        monkeypatch.setenv("TOPIC_ARN", topic)
+        notifier.handler(GLUE_EVENT, Context(), glue=FakeGlue(run), sns=sns)
+        (msg,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+        body = json.loads(msg["Body"])
+        assert body["Subject"] == "Recommender training FAILED: recsys-dev-recommender"
+        link = "#/job/recsys-dev-recommender/run/jr_abc123"
+        for text in [*expected, "Run:    jr_abc123", "still being served", link]:
+            assert text in body["Message"]
