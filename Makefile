@@ -40,6 +40,7 @@ lint: install
 bench: install  ## time and quality on generated data of several sizes, then publish throughput
 	$(PY) tools/bench.py
 	$(PY) tools/bench_publish.py
+	$(PY) tools/bench_api.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache .mypy_cache .ruff_cache spark-warehouse cdk.out

@@ -50,6 +50,41 @@ def print_metrics(metrics: dict) -> None:  # type: ignore[type-arg]
     print(f"quarantined rows by reason: { {k: v for k, v in metrics['quarantine'].items() if v} }")
 
 
+def call_api(endpoint: str, paths: list[str]) -> None:
+    """What customers get: the API function itself, called with HTTP API v2 events."""
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint  # boto3 honours per-service endpoint variables
+    os.environ["TABLE_NAME"] = TABLE
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MusicRecommenderDemo")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines would clutter the demo
+    import warnings
+
+    from lambdas.recommendations_api import handler
+
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    for path in paths:
+        raw_path, _, query = path.partition("?")
+        params = dict(p.split("=", 1) for p in query.split("&")) if query else None
+        event = {"version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": query,
+                 "queryStringParameters": params, "headers": {}, "isBase64Encoded": False,
+                 "requestContext": {"http": {"method": "GET", "path": raw_path, "sourceIp": "127.0.0.1"},
+                                    "requestId": "demo", "stage": "$default"}}
+        response = handler.handler(event, DemoContext())
+        print(f"\nGET {path} -> {response['statusCode']}")
+        body = json.loads(response["body"])
+        recs = body.pop("recommendations", None)
+        print(f"    {json.dumps(body, ensure_ascii=False)}")
+        for r in recs or []:
+            print(f"      {json.dumps(r, ensure_ascii=False)}")
+
+
+class DemoContext:
+    function_name = "recommendations-api"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:recommendations-api"
+    aws_request_id = "demo"
+
+
 def main_demo() -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
@@ -58,7 +93,6 @@ def main_demo() -> int:
     from moto.server import ThreadedMotoServer
 
     from glue_jobs.recommender.main import main
-    from glue_jobs.recommender.publish import dynamo
 
     shutil.rmtree(DEMO, ignore_errors=True)
     data = datagen.generate(N_RATINGS, seed=42)
@@ -92,13 +126,8 @@ def main_demo() -> int:
         show_recommendations(out)
         print(f"\npublished run {latest['run_id']}: files {out}, DynamoDB table {TABLE!r} (moto), "
               f"tables in {aurora_url}")
-        known = int(data.users[0])
-        for user in (known, 999_999_999):
-            answer = dynamo.lookup(ddb, TABLE, user) or {}
-            recs = answer.pop("recommendations", [])
-            print(f"\ncustomer lookup for user {user}: {json.dumps(answer, ensure_ascii=False)}")
-            for r in recs:
-                print(f"    {json.dumps(r, ensure_ascii=False)}")
+        call_api(endpoint, [f"/users/{int(data.users[0])}/recommendations", "/users/999999999/recommendations?k=3",
+                            "/users/abc/recommendations?k=50"])
         print(f"\nreport: {out / c.REPORT_FILE}")
     finally:
         server.stop()

@@ -93,17 +93,9 @@ def test_missing_or_misshapen_table_is_named(moto_endpoint: str) -> None:
         dynamo.check_table(ddb, "wrong-keys")
 
 
-def test_customer_lookup_serves_the_active_run_or_its_fallback(moto_endpoint: str, table: str) -> None:
+def test_a_run_counts_as_loaded_once_its_fallback_item_is_written(moto_endpoint: str, table: str) -> None:
     ddb = client(moto_endpoint)
-    assert dynamo.lookup(ddb, table, 1) is None  # nothing published yet
     dynamo.write_batches(ddb, table, items(RUN_A, range(1, 3)))
-    popular = [{c.RANK: r, c.ARTIST_ID: 100 + r, c.SCORE: 70.0} for r in range(1, 11)]
-    dynamo.write_batches(ddb, table, [dynamo.fallback_item(RUN_A, popular, NOW, 30)])
-    dynamo.flip_pointer(ddb, table, RUN_A, 5)
-    known = dynamo.lookup(ddb, table, 2)
-    assert known is not None and not known["fallback"] and known["run_id"] == RUN_A
-    assert known[c.DDB_RECOMMENDATIONS] == [{"artist_id": 7, "score": 88.1235, "rank": 1, "artist_name": "Motörhead"}]
-    unknown = dynamo.lookup(ddb, table, 12345)
-    assert unknown is not None and unknown["fallback"]
-    assert [r["artist_id"] for r in unknown[c.DDB_RECOMMENDATIONS]] == [101, 102, 103, 104, 105]  # top_n of 5
+    assert not dynamo.run_is_loaded(ddb, table, RUN_A)  # user items alone: still loading
+    dynamo.write_batches(ddb, table, [dynamo.fallback_item(RUN_A, [], NOW, 30)])
     assert dynamo.run_is_loaded(ddb, table, RUN_A) and not dynamo.run_is_loaded(ddb, table, RUN_B)

@@ -187,22 +187,3 @@ def flip_pointer(client: Any, table: str, run_id: str, top_n: int, *, force: boo
             raise PublishError(f"active-run pointer changed while publishing {run_id}; not replacing it") from exc
         raise
     return True
-
-
-def lookup(client: Any, table: str, user_id: int, k: int | None = None) -> dict[str, Any] | None:
-    """What a customer gets: the active run's list for the user, or the run's popularity list
-    marked as a fallback when the model does not know the user. None before any publish."""
-    pointer = active_run(client, table)
-    if pointer is None:
-        return None
-    run_id = pointer[c.DDB_ACTIVE_RUN]
-    fallback = False
-    item = client.get_item(TableName=table, Key={c.DDB_PARTITION_KEY: {"N": str(user_id)},
-                                                 c.DDB_SORT_KEY: {"S": run_id}}).get("Item")
-    if item is None:
-        fallback = True
-        item = client.get_item(TableName=table, Key={c.DDB_PARTITION_KEY: {"N": str(c.DDB_CONTROL_USER_ID)},
-                                                     c.DDB_SORT_KEY: {"S": run_id}}).get("Item")
-    recs = c.plain_value(item[c.DDB_RECOMMENDATIONS]) if item else []
-    return {c.USER_ID: user_id, "run_id": run_id, c.DDB_GENERATED_AT: item[c.DDB_GENERATED_AT]["S"] if item else None,
-            "fallback": fallback, c.DDB_RECOMMENDATIONS: recs[: k or pointer[c.DDB_TOP_N] or len(recs)]}
