@@ -52,7 +52,8 @@ def main() -> int:
                                     {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
                          AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
                                                {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
-        recs = [{c.RANK: r, c.ARTIST_ID: 1000 + r, c.SCORE: 90.0 - r, c.ARTIST_NAME: f"Artist {r}"} for r in range(1, 6)]
+        recs = [{c.RANK: r, c.ARTIST_ID: 1000 + r, c.SCORE: 90.0 - r, c.ARTIST_NAME: f"Artist {r}"}
+                for r in range(1, 6)]
         dynamo.write_batches(ddb, "recs", (dynamo.user_item(u, run, recs, now, 30) for u in range(1, opts.users + 1)))
         dynamo.write_batches(ddb, "recs", [dynamo.fallback_item(run, recs, now, 30)])
         dynamo.flip_pointer(ddb, "recs", run, 5)
