@@ -110,6 +110,12 @@ DDB_PREVIOUS_RUN = "previous_run_id"
 DDB_TOP_N = "top_n"
 DDB_FALLBACK = "fallback"  # (0, <run_id>) holds the run's popularity list, marked fallback
 DDB_BATCH_SIZE = 25  # BatchWriteItem's limit
+DDB_TABLE_KEYS = {  # create_table arguments for the keys above (tests, demo, benchmarks)
+    "KeySchema": [{"AttributeName": DDB_PARTITION_KEY, "KeyType": "HASH"},
+                  {"AttributeName": DDB_SORT_KEY, "KeyType": "RANGE"}],
+    "AttributeDefinitions": [{"AttributeName": DDB_PARTITION_KEY, "AttributeType": "N"},
+                             {"AttributeName": DDB_SORT_KEY, "AttributeType": "S"}],
+}
 
 
 

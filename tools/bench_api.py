@@ -47,11 +47,7 @@ def main() -> int:
     run = c.new_run_id(now)
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(TableName="recs", BillingMode="PAY_PER_REQUEST",
-                         KeySchema=[{"AttributeName": c.DDB_PARTITION_KEY, "KeyType": "HASH"},
-                                    {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
-                         AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
-                                               {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
+        ddb.create_table(TableName="recs", BillingMode="PAY_PER_REQUEST", **c.DDB_TABLE_KEYS)
         recs = [{c.RANK: r, c.ARTIST_ID: 1000 + r, c.SCORE: 90.0 - r, c.ARTIST_NAME: f"Artist {r}"}
                 for r in range(1, 6)]
         dynamo.write_batches(ddb, "recs", (dynamo.user_item(u, run, recs, now, 30) for u in range(1, opts.users + 1)))

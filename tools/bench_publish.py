@@ -84,11 +84,7 @@ def bench_dynamodb(users: int, top_n: int) -> dict[str, float]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     boto3.client("dynamodb", endpoint_url=endpoint).create_table(
-        TableName="bench", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": c.DDB_PARTITION_KEY, "KeyType": "HASH"},
-                   {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
-                              {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
+        TableName="bench", BillingMode="PAY_PER_REQUEST", **c.DDB_TABLE_KEYS)
     spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
              .config("spark.driver.host", "127.0.0.1").config("spark.sql.shuffle.partitions", "4")
              .getOrCreate())

@@ -106,11 +106,7 @@ def main_demo() -> int:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     ddb = boto3.client("dynamodb", endpoint_url=endpoint)
-    ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": c.DDB_PARTITION_KEY, "KeyType": "HASH"},
-                                {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
-                                           {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
+    ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST", **c.DDB_TABLE_KEYS)
     aurora_url = os.environ.get("DEMO_AURORA_URL", f"sqlite:///{DEMO / 'recommender.db'}")
     argv = ["--input", str(DEMO / "data" / "ratings.tsv"), "--artists", str(DEMO / "data" / "artists.txt"),
             "--runs-root", str(DEMO / "curated"), "--dynamodb-table", TABLE, "--dynamodb-endpoint", endpoint,

@@ -14,16 +14,10 @@ from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import dynamo
 from lambdas.failure_notifier import handler as notifier
 from lambdas.rollback import handler as rollback
+from tests.lambdas.conftest import LambdaContext
 
 RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
 NOW = datetime(2026, 11, 29, 16, tzinfo=UTC)
-
-
-class Context:
-    function_name = "fn"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:fn"
-    aws_request_id = "req-1"
 
 
 @pytest.fixture
@@ -32,11 +26,7 @@ def published(monkeypatch: pytest.MonkeyPatch) -> Any:
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="curated")
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(TableName="recs", BillingMode="PAY_PER_REQUEST",
-                         KeySchema=[{"AttributeName": c.DDB_PARTITION_KEY, "KeyType": "HASH"},
-                                    {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
-                         AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
-                                               {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
+        ddb.create_table(TableName="recs", BillingMode="PAY_PER_REQUEST", **c.DDB_TABLE_KEYS)
         for run in (RUN_A, RUN_B):
             s3.put_object(Bucket="curated", Key=f"runs/{run}/_SUCCESS", Body=run.encode())
             dynamo.write_batches(ddb, "recs", [dynamo.fallback_item(run, [], NOW, 30)])
@@ -49,7 +39,7 @@ def published(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_rollback_points_serving_and_latest_back_at_a_complete_run(published: Any) -> None:
     s3, ddb = published
-    result = rollback.handler({"run_id": RUN_A}, Context())
+    result = rollback.handler({"run_id": RUN_A}, LambdaContext())
     assert result["ok"] is True
     assert dynamo.active_run(ddb, "recs")[c.DDB_ACTIVE_RUN] == RUN_A  # type: ignore[index]
     latest = json.loads(s3.get_object(Bucket="curated", Key="latest.json")["Body"].read())
@@ -64,7 +54,7 @@ def test_rollback_points_serving_and_latest_back_at_a_complete_run(published: An
 ])
 def test_rollback_refuses_incomplete_or_malformed_runs(published: Any, run_id: str, message: str) -> None:
     _, ddb = published
-    result = rollback.handler({"run_id": run_id}, Context())
+    result = rollback.handler({"run_id": run_id}, LambdaContext())
     assert result["ok"] is False and message in result["error"]
     assert dynamo.active_run(ddb, "recs")[c.DDB_ACTIVE_RUN] == RUN_B  # type: ignore[index]
 
@@ -72,7 +62,7 @@ def test_rollback_refuses_incomplete_or_malformed_runs(published: Any, run_id: s
 def test_rollback_refuses_a_run_whose_items_expired(published: Any) -> None:
     _, ddb = published
     ddb.delete_item(TableName="recs", Key={"user_id": {"N": "0"}, "run_id": {"S": RUN_A}})
-    result = rollback.handler({"run_id": RUN_A}, Context())
+    result = rollback.handler({"run_id": RUN_A}, LambdaContext())
     assert result["ok"] is False and "no complete item set in DynamoDB" in result["error"]
 
 
@@ -107,7 +97,7 @@ def test_failed_runs_become_readable_notifications(monkeypatch: pytest.MonkeyPat
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
         monkeypatch.setenv("TOPIC_ARN", topic)
-        notifier.handler(GLUE_EVENT, Context(), glue=FakeGlue(run), sns=sns)
+        notifier.handler(GLUE_EVENT, LambdaContext(), glue=FakeGlue(run), sns=sns)
         (msg,) = sqs.receive_message(QueueUrl=queue)["Messages"]
         body = json.loads(msg["Body"])
         assert body["Subject"] == "Recommender training FAILED: recsys-dev-recommender"

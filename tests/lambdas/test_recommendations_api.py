@@ -15,16 +15,10 @@ from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import dynamo
 from lambdas.recommendations_api import handler
 from lambdas.recommendations_api.logic import RecommendationStore
+from tests.lambdas.conftest import LambdaContext
 
 RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
 NOW = datetime(2026, 11, 29, 16, tzinfo=UTC)
-
-
-class Context:
-    function_name = "api"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:api"
-    aws_request_id = "req-1"
 
 
 def event(path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -42,7 +36,7 @@ def event(path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def call(path: str, query: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    response = handler.handler(event(path, query), Context())
+    response = handler.handler(event(path, query), LambdaContext())
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -58,11 +52,7 @@ class Clock:
 def ddb(monkeypatch: pytest.MonkeyPatch) -> Any:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(TableName="recs", BillingMode="PAY_PER_REQUEST",
-                            KeySchema=[{"AttributeName": c.DDB_PARTITION_KEY, "KeyType": "HASH"},
-                                       {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
-                            AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
-                                                  {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
+        client.create_table(TableName="recs", BillingMode="PAY_PER_REQUEST", **c.DDB_TABLE_KEYS)
         clock = Clock()
         monkeypatch.setattr(handler, "_store", RecommendationStore(client, "recs", pointer_ttl_s=30, clock=clock))
         client.clock = clock  # type: ignore[attr-defined]
@@ -145,7 +135,7 @@ def test_throttling_or_a_missing_table_is_503_and_leaks_nothing(ddb: Any, monkey
     store = RecommendationStore(ThrottledClient() if client_kind == "throttled" else ddb,
                                 "recs" if client_kind == "throttled" else "no-such-table")
     monkeypatch.setattr(handler, "_store", store)
-    response = handler.handler(event("/users/7/recommendations"), Context())
+    response = handler.handler(event("/users/7/recommendations"), LambdaContext())
     assert response["statusCode"] == 503
     for secret in ("Throughput", "ResourceNotFound", "no-such-table", "Traceback", "recs"):
         assert secret not in response["body"]
@@ -166,4 +156,4 @@ def test_health_active_run_and_unknown_routes(ddb: Any) -> None:
     publish(ddb)
     status, body = call("/runs/active")
     assert status == 200 and body[c.DDB_ACTIVE_RUN] == RUN_A and body[c.DDB_TOP_N] == 5
-    assert handler.handler(event("/admin"), Context())["statusCode"] == 404
+    assert handler.handler(event("/admin"), LambdaContext())["statusCode"] == 404

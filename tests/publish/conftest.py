@@ -31,11 +31,7 @@ def create_table(endpoint: str, name: str) -> None:
     import boto3
 
     boto3.client("dynamodb", endpoint_url=endpoint).create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": c.DDB_PARTITION_KEY, "KeyType": "HASH"},
-                   {"AttributeName": c.DDB_SORT_KEY, "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": c.DDB_PARTITION_KEY, "AttributeType": "N"},
-                              {"AttributeName": c.DDB_SORT_KEY, "AttributeType": "S"}])
+        TableName=name, BillingMode="PAY_PER_REQUEST", **c.DDB_TABLE_KEYS)
 
 
 @pytest.fixture
