@@ -77,7 +77,8 @@ def main() -> int:
     best = model._java_obj.parent()  # the winning estimator's params
     print(json.dumps({"seconds": round(seconds, 1), "rmse": round(test_rmse, 4),
                       "test_rows_scored": scored, "test_rows": test.count(),
-                      "precision_at_k": round(ranking["precision_at_k"], 4), "ndcg_at_k": round(ranking["ndcg_at_k"], 4),
+                      "precision_at_k": round(ranking["precision_at_k"], 4),
+                      "ndcg_at_k": round(ranking["ndcg_at_k"], 4),
                       "rank": best.getRank(), "reg_param": best.getRegParam(),
                       "scores_above_100": recs.filter(F.col(c.SCORE) > 100).count(),
                       "scores_zero": recs.filter(F.col(c.SCORE) <= 0).count()}))
