@@ -25,12 +25,15 @@ EXIT_FAILED = 2
 
 def local_session(config: cfg.JobConfig) -> SparkSession:
     """A session sized for a laptop or CI box; under spark-submit the submitted master wins."""
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # Python workers must run this interpreter (the venv), not whatever python3 is on PATH.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    launched_here = "PYSPARK_GATEWAY_PORT" not in os.environ  # spark-submit starts the JVM first
+    if launched_here:
+        # Only for a JVM we start ourselves: on a cluster the driver must stay reachable.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers must run this interpreter (the venv), not whatever python3 is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = SparkConf()
     builder = SparkSession.builder.appName("recommender")
-    if not conf.contains("spark.master"):
+    if launched_here and not conf.contains("spark.master"):
         builder = (builder.master(config.master)
                    .config("spark.driver.memory", config.driver_memory)
                    .config("spark.ui.enabled", "false")
