@@ -1,7 +1,7 @@
 """`make bench`: runs the default job on generated data of several sizes and prints a table of
 wall time, stage timings, peak memory of the driver (Python + JVM, local mode) and quality.
 
-    python tools/bench.py [--sizes 100000,1000000] [--out .bench/results.md]
+    python tools/bench.py [--sizes 100000,1000000,4000000] [--notebook-sizes 20000] [--out .bench/results.md]
 """
 
 from __future__ import annotations
@@ -74,22 +74,46 @@ def run_job(args: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - start, peak, proc.returncode
 
 
+def sample_file(work: Path, size: int) -> Path:
+    data_file = work / "data" / f"ratings-{size}.tsv"
+    if not data_file.exists():
+        data = datagen.generate(size, seed=42)
+        datagen.write_r1(data_file, datagen.r1_lines(data, 42))
+    return data_file
+
+
+def notebook_row(size: int, data_file: Path, ours: tuple[int, float, float, dict]) -> str:  # type: ignore[type-arg]
+    """Runs the notebook approach in its own JVM and sets it beside the job's run on the same file."""
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_notebook.py"), "--input", str(data_file)],
+                            cwd=ROOT, capture_output=True, text=True)
+    line = next((x for x in result.stdout.splitlines() if x.startswith("{")), None)
+    if result.returncode or line is None:
+        return f"| {size:,} | failed: {result.stderr.strip().splitlines()[-1] if result.stderr else '?'} |"
+    nb = json.loads(line)
+    m = ours[3]
+    job_s = sum(m["timings_s"].values())
+    print(f"{size:>9} ratings, notebook: {nb['seconds']:.1f} s", flush=True)
+    return (f"| {size:,} | {nb['seconds']:.1f} | {job_s:.1f} | {nb['seconds'] / job_s:.1f}x | "
+            f"{nb['rmse']:.3f} / {m['rmse']:.3f} | {nb['precision_at_k']:.4f} / {m['precision_at_k']:.4f} | "
+            f"{nb['ndcg_at_k']:.4f} / {m['ndcg_at_k']:.4f} | {nb['scores_above_100']:,} |")
+
+
 def fmt(v: object, digits: int = 4) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--sizes", default="100000,1000000,4000000")
     parser.add_argument("--out", type=Path, default=ROOT / ".bench" / "results.md")
     parser.add_argument("--work", type=Path, default=ROOT / ".bench")
+    parser.add_argument("--notebook-sizes", default="20000",
+                        help="sizes to also run the usual notebook on, side by side ('' to skip)")
     opts = parser.parse_args()
     rows = []
-    for size in [int(s) for s in opts.sizes.split(",")]:
-        data_file = opts.work / "data" / f"ratings-{size}.tsv"
-        if not data_file.exists():
-            data = datagen.generate(size, seed=42)
-            datagen.write_r1(data_file, datagen.r1_lines(data, 42))
+    notebook_sizes = [int(s) for s in opts.notebook_sizes.split(",") if s]
+    for size in sorted({*[int(s) for s in opts.sizes.split(",")], *notebook_sizes}):
+        data_file = sample_file(opts.work, size)
         out = opts.work / f"run-{size}"
         wall, peak, code = run_job(["--input", str(data_file), "--output", str(out)])
         if code:
@@ -98,6 +122,8 @@ def main() -> int:
         m = json.loads((out / c.METRICS_FILE).read_text())
         rows.append((size, wall, peak, m))
         print(f"{size:>9} ratings: {wall:6.1f} s, peak {peak:6.0f} MB", flush=True)
+    side_by_side = [notebook_row(size, sample_file(opts.work, size), next(r for r in rows if r[0] == size))
+                    for size in notebook_sizes]
 
     lines = ["| ratings | wall s | peak MB (driver: Python + JVM) | stage timings s | RMSE | bias RMSE | "
              "global-mean RMSE | RMSE gain vs bias | MAE | NDCG@10 | popularity NDCG@10 | "
@@ -114,6 +140,13 @@ def main() -> int:
             f"{fmt(m['mae'], 3)} | {fmt(m['ndcg_at_k'])} | {fmt(b['popularity_ndcg_at_k'])} | "
             f"{fmt(m['precision_at_k'])} | {fmt(b['popularity_precision_at_k'])} | "
             f"{bp['rank']}, {bp['reg_param']}, {bp['popularity_weight']:g} |")
+    if side_by_side:
+        lines += ["", "The usual notebook vs this job, same file and test split (`tools/bench_notebook.py`: plain ALS, "
+                  "nonnegative, coldStart drop, 5-fold CrossValidator over rank 10,50,100,150 x regParam "
+                  ".01,.05,.1,.15, recommendForAllUsers):", "",
+                  "| ratings | notebook s | job s (whole run) | time ratio | RMSE notebook / job | "
+                  "precision@10 notebook / job | NDCG@10 notebook / job | notebook scores > 100 |",
+                  "|---:|---:|---:|---:|---|---|---|---:|", *side_by_side]
     table = "\n".join(lines)
     header = (f"Default job (`python -m glue_jobs.recommender --input FILE --output DIR`, grid "
               f"ranks 10,20,50 x regParam 0.05,0.1,0.2, tuning included) on generated data, "
