@@ -47,7 +47,7 @@ def bench_mysql(url: str, data: list[dict[str, Any]]) -> dict[str, float]:
     try:
         aurora.migrate(engine)
         start = time.perf_counter()
-        aurora.load_recommendations(engine, "20261129T000000Z-beef", iter(data), len(data), batch_size=5000)
+        aurora.load_recommendations(engine, len(data), aurora.rows_loader("20261129T000000Z-beef", iter(data), 5000))
         batched = len(data) / (time.perf_counter() - start)
         sample = data[:ROW_BY_ROW_SAMPLE]
         table = aurora.recommendations_table("row_by_row", sa.MetaData())

@@ -79,6 +79,28 @@ def write_dynamo_items(spark_recs: Any, popular_rows: list[dict[str, Any]], run_
     return per_user.count()
 
 
+def spark_loader(spark_recs: Any, run_id: str, settings: aurora.AuroraSettings) -> aurora.Loader:
+    """Each Spark partition inserts its rows into the staging table over its own connection,
+    so the load scales with the cluster instead of streaming through the driver."""
+
+    def load(_engine: Any) -> int:
+        def insert_partition(rows: Any) -> None:
+            engine = settings.engine()
+            try:
+                aurora.insert_staging(engine, run_id, (r.asDict() for r in rows), batch_size=settings.batch_size)
+            finally:
+                engine.dispose()
+
+        rows = spark_recs.select(c.USER_ID, c.RANK, c.ARTIST_ID, c.SCORE)
+        try:
+            rows.foreachPartition(insert_partition)
+        except Exception as exc:  # a task's error arrives wrapped by Py4J
+            raise PublishError(f"Aurora load of run {run_id} failed: {task_error(exc)}") from exc
+        return int(rows.count())
+
+    return load
+
+
 def refuse_older(run_id: str, settings: PublishSettings) -> None:
     """An older run never replaces a newer one: checked before any sink is touched."""
     active = []
@@ -138,8 +160,8 @@ def publish_run(spark_recs: Any, popular_rows: list[dict[str, Any]], artists: li
             report["dynamodb_items"] = write_dynamo_items(spark_recs, popular_rows, run_id, settings.dynamo,
                                                           generated_at)
         if engine is not None and settings.aurora:
-            rows = (r.asDict() for r in spark_recs.select(c.USER_ID, c.RANK, c.ARTIST_ID, c.SCORE).toLocalIterator())
-            report["aurora_rows"] = aurora.publish(engine, run_id, rows, metrics["counts"]["recommendations"],
+            loader = spark_loader(spark_recs, run_id, settings.aurora)
+            report["aurora_rows"] = aurora.publish(engine, run_id, loader, metrics["counts"]["recommendations"],
                                                    metrics=metrics, artists=artists,
                                                    batch_size=settings.aurora.batch_size)
         if settings.dynamo:

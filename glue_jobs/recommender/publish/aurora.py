@@ -157,14 +157,15 @@ def _swap(conn: Connection, dialect: str) -> None:
         conn.execute(sa.text(f"ALTER TABLE {staging} RENAME TO {live}"))
 
 
-def load_recommendations(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]], expected: int, *,
-                         batch_size: int = 5000,
-                         after_batch: Callable[[int], None] | None = None) -> int:
-    """Loads rows into a fresh staging table, checks the count, swaps it in. Returns rows loaded."""
-    staging = recommendations_table(c.SQL_RECOMMENDATIONS_STAGING, sa.MetaData())
-    with engine.begin() as conn:
-        staging.drop(conn, checkfirst=True)
-        staging.create(conn)
+def staging_table() -> sa.Table:
+    return recommendations_table(c.SQL_RECOMMENDATIONS_STAGING, sa.MetaData())
+
+
+def insert_staging(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]], *, batch_size: int = 5000,
+                   after_batch: Callable[[int], None] | None = None) -> int:
+    """Appends rows to the staging table in batches; safe to call from several processes at once
+    (Spark partitions), since the swap only happens after the total is checked."""
+    staging = staging_table()
     loaded = 0
     with engine.connect() as conn:
         for i, batch in enumerate(chunks(rows, batch_size)):
@@ -174,12 +175,31 @@ def load_recommendations(engine: Engine, run_id: str, rows: Iterable[dict[str, A
             loaded += len(batch)
             if after_batch:
                 after_batch(i)
+    return loaded
+
+
+Loader = Callable[[Engine], int]  # fills the staging table, returns the rows it inserted
+
+
+def load_recommendations(engine: Engine, expected: int, loader: Loader) -> int:
+    """A fresh staging table, filled by `loader`, its count checked, then swapped in."""
+    staging = staging_table()
+    with engine.begin() as conn:
+        staging.drop(conn, checkfirst=True)
+        staging.create(conn)
+    loaded = loader(engine)
     with engine.begin() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(staging)).scalar_one()
         if count != expected:
             raise PublishError(f"staging table holds {count} rows, expected {expected}: not swapping")
         _swap(conn, engine.dialect.name)
     return loaded
+
+
+def rows_loader(run_id: str, rows: Iterable[dict[str, Any]], batch_size: int = 5000,
+                after_batch: Callable[[int], None] | None = None) -> Loader:
+    """Loads rows from this process (rollback, demo, tests)."""
+    return lambda engine: insert_staging(engine, run_id, rows, batch_size=batch_size, after_batch=after_batch)
 
 
 def upsert_artists(engine: Engine, names: Iterable[dict[str, Any]], batch_size: int = 5000) -> None:
@@ -197,7 +217,7 @@ def live_run_id(engine: Engine) -> str | None:
         return conn.execute(sa.select(RECOMMENDATIONS.c.run_id).limit(1)).scalar()
 
 
-def publish(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]], expected: int, *,
+def publish(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]] | Loader, expected: int, *,
             metrics: dict[str, Any], artists: Iterable[dict[str, Any]] = (), batch_size: int = 5000,
             after_batch: Callable[[int], None] | None = None) -> int:
     """Migrates, records the run, loads and swaps; on failure records it as failed and re-raises."""
@@ -206,7 +226,8 @@ def publish(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]], expecte
                counts=metrics.get("counts", {}), timings=metrics.get("timings_s", {}))
     try:
         previous = live_run_id(engine)
-        loaded = load_recommendations(engine, run_id, rows, expected, batch_size=batch_size, after_batch=after_batch)
+        loader = rows if callable(rows) else rows_loader(run_id, rows, batch_size, after_batch)
+        loaded = load_recommendations(engine, expected, loader)
         upsert_artists(engine, artists, batch_size)
     except Exception as exc:
         record_run(engine, run_id, "failed", finished_at=_now(), error=f"{exc.__class__.__name__}: {exc}"[:4000])
