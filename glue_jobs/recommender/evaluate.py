@@ -7,6 +7,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
+from glue_jobs.recommender import model
 
 RANKING_METRICS = {
     "precision_at_k": "precisionAtK",
@@ -24,6 +25,12 @@ def rating_errors(df: DataFrame, prediction: Column, label: str = c.RATING) -> d
     if not row["n"]:
         return {"rmse": float("nan"), "mae": float("nan")}
     return {"rmse": float(row["rmse"]), "mae": float(row["mae"])}
+
+
+def prediction_errors(fitted: model.RecommenderModel, rated: DataFrame) -> dict[str, float]:
+    """RMSE and MAE of a model's predictions, clipped to the rating scale as they are served."""
+    scored = model.raw_score(fitted, rated.select(c.USER_ID, c.ARTIST_ID, c.RATING))
+    return rating_errors(scored, model.clip(F.col(model.PREDICTION), fitted.params))
 
 
 def relevant_items(test: DataFrame, feedback: str, threshold: float) -> DataFrame:

@@ -166,7 +166,8 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
 
     # --- evaluate on the test split ---------------------------------------------------------
     with timer("evaluate"):
-        metrics.update(evaluate_on_test(spark, fitted, prepared, fit_data, test, blocked, config))
+        catalog = recommend.model_catalog(fitted)  # collected and broadcast once, used twice
+        metrics.update(evaluate_on_test(spark, fitted, catalog, prepared, fit_data, test, blocked, config))
     gate = quality_gate(metrics, config)
     metrics["quality_gate"] = gate
     if not gate["passed"]:
@@ -179,7 +180,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
     with timer("recommend"):
         all_users = ratings.select(c.USER_ID).distinct()
         exclude = ratings.select(c.USER_ID, c.ARTIST_ID)
-        recs = recommend.recommend(spark, fitted, all_users, exclude, config.top_n).cache()
+        recs = recommend.recommend(spark, fitted, all_users, exclude, config.top_n, catalog).cache()
         n_recs = recs.count()
         popular = popular_list(fitted, learn, config)
         if artists is not None:
@@ -211,9 +212,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
             (scores.coalesce(1).write.mode("overwrite").option("header", True)
              .csv(storage.join(out, c.SCORES_DIR)))
         model.save(fitted, storage.join(out, c.MODEL_DIR))
-    metrics["timings_s"] = dict(timer.timings)
-    storage.write_text(storage.join(out, c.METRICS_FILE), json.dumps(metrics, indent=2, sort_keys=True),
-                       "application/json")
+    write_metrics(out, metrics, timer)
     storage.write_text(storage.join(out, c.REPORT_FILE),
                        report.render(metrics, rating_histogram(learn), score_histogram(recs, config)),
                        "text/html")
@@ -229,23 +228,25 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
             except publish.PublishError as exc:
                 raise JobFailed(f"{exc}. The run's files are complete under {out}, but the previously "
                                 "published run is still the one being served.") from exc
-        metrics["timings_s"] = dict(timer.timings)
-        storage.write_text(storage.join(out, c.METRICS_FILE), json.dumps(metrics, indent=2, sort_keys=True),
-                           "application/json")
+        write_metrics(out, metrics, timer)  # again, with what publishing did and took
     for df in (ratings, quarantine, blocked, learn, train, valid, test, recs, popular):
         df.unpersist()
     return JobResult(run_id, out, metrics)
 
 
-def evaluate_on_test(spark: SparkSession, fitted: model.RecommenderModel, prepared: model.Prepared,
-                     fit_data: DataFrame, test: DataFrame, blocked: DataFrame,
+def write_metrics(out: str, metrics: dict[str, Any], timer: StageTimer) -> None:
+    metrics["timings_s"] = dict(timer.timings)
+    storage.write_text(storage.join(out, c.METRICS_FILE), json.dumps(metrics, indent=2, sort_keys=True),
+                       "application/json")
+
+
+def evaluate_on_test(spark: SparkSession, fitted: model.RecommenderModel, catalog: recommend.Catalog,
+                     prepared: model.Prepared, fit_data: DataFrame, test: DataFrame, blocked: DataFrame,
                      config: JobConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     baselines: dict[str, Any] = {}
     if config.feedback == "explicit" and prepared.biases is not None:
-        scored = model.raw_score(fitted, test.select(c.USER_ID, c.ARTIST_ID, c.RATING))
-        pred = model.clip(F.col(model.PREDICTION), fitted.params)
-        errors = evaluate.rating_errors(scored, pred)
+        errors = evaluate.prediction_errors(fitted, test)
         out["rmse"], out["mae"] = _finite(errors["rmse"]), _finite(errors["mae"])
         mean_errors = evaluate.rating_errors(test, F.lit(prepared.biases.global_mean))
         baselines["global_mean_rmse"] = _finite(mean_errors["rmse"])
@@ -253,8 +254,7 @@ def evaluate_on_test(spark: SparkSession, fitted: model.RecommenderModel, prepar
         bias_only = model.RecommenderModel(
             fitted.params, fitted.users.withColumn(model.FEATURES, F.lit(None).cast("array<float>")),
             fitted.items)
-        bias_scored = model.raw_score(bias_only, test.select(c.USER_ID, c.ARTIST_ID, c.RATING))
-        bias_errors = evaluate.rating_errors(bias_scored, model.clip(F.col(model.PREDICTION), fitted.params))
+        bias_errors = evaluate.prediction_errors(bias_only, test)
         baselines["bias_rmse"] = _finite(bias_errors["rmse"])
         baselines["bias_mae"] = _finite(bias_errors["mae"])
     else:
@@ -263,7 +263,7 @@ def evaluate_on_test(spark: SparkSession, fitted: model.RecommenderModel, prepar
     relevant = evaluate.relevant_items(test, config.feedback, config.relevance_threshold).cache()
     test_users = relevant.select(c.USER_ID).distinct()
     exclude = fit_data.select(c.USER_ID, c.ARTIST_ID).unionByName(blocked)
-    recs = recommend.recommend(spark, fitted, test_users, exclude, config.k)
+    recs = recommend.recommend(spark, fitted, test_users, exclude, config.k, catalog)
     for name, value in evaluate.ranking_metrics(recs, relevant, config.k).items():
         out[name] = _finite(value)
     popularity = evaluate.popularity(fit_data, config.feedback, config.relevance_threshold)

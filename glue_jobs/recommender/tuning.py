@@ -33,8 +33,7 @@ def als_blocks(spark: SparkSession) -> int:
 def validation_score(spark: SparkSession, fitted: model.RecommenderModel, train: DataFrame,
                      valid: DataFrame, blocked: DataFrame, config: JobConfig) -> float:
     if config.metric == "rmse":
-        scored = model.raw_score(fitted, valid.select(c.USER_ID, c.ARTIST_ID, c.RATING))
-        return evaluate.rating_errors(scored, model.clip(F.col(model.PREDICTION), fitted.params))["rmse"]
+        return evaluate.prediction_errors(fitted, valid)["rmse"]
     relevant = evaluate.relevant_items(valid, config.feedback, config.relevance_threshold)
     exclude = train.select(c.USER_ID, c.ARTIST_ID).unionByName(blocked)
     recs = recommend.recommend(spark, fitted, relevant.select(c.USER_ID).distinct(), exclude,

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from glue_jobs import contracts as c
 
 ALLOWED_QUERY = frozenset({"k"})
@@ -61,8 +63,6 @@ class RecommendationStore:
         self._pointer_read_at = float("-inf")
 
     def _get(self, user_id: int, sort_key: str, consistent: bool = False) -> dict[str, Any] | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         key = {c.DDB_PARTITION_KEY: {"N": str(user_id)}, c.DDB_SORT_KEY: {"S": sort_key}}
         try:
             item: dict[str, Any] | None = self.client.get_item(
