@@ -61,8 +61,10 @@ QUARANTINE_LINE = "line"
 # --- Outputs (names other tools rely on: keep them stable) -----------------------------------
 RECOMMENDATIONS_DIR = "recommendations"
 RECOMMENDATIONS_CSV_DIR = "recommendations_csv"
+RECOMMENDATIONS_CSV_FILE = "recommendations.csv"  # the one file in RECOMMENDATIONS_CSV_DIR
 POPULAR_DIR = "popular"
 SCORES_DIR = "scores"
+SCORES_CSV_FILE = "scores.csv"  # the one file in SCORES_DIR
 QUARANTINE_DIR = "quarantine"
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.json"

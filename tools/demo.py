@@ -24,8 +24,7 @@ TABLE = "recommendations"
 
 
 def show_recommendations(out: Path, users: int = 3) -> None:
-    part = next((out / c.RECOMMENDATIONS_CSV_DIR).glob("part-*.csv"))
-    with part.open(encoding="utf-8") as fh:
+    with (out / c.RECOMMENDATIONS_CSV_DIR / c.RECOMMENDATIONS_CSV_FILE).open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     shown: dict[str, list[dict[str, str]]] = {}
     for row in rows:

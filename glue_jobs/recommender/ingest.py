@@ -34,6 +34,12 @@ class Ingested:
     quarantine: DataFrame
     input_format: str
     dms_changes: dict[str, int] | None = None
+    cached: DataFrame | None = None  # what ratings and quarantine are read from, held in memory
+
+    def release(self) -> None:
+        """Frees the cached classification once the caller has cached what it keeps."""
+        if self.cached is not None:
+            self.cached.unpersist()
 
 
 def read_lines(spark: SparkSession, paths: tuple[str, ...]) -> DataFrame:
@@ -116,7 +122,7 @@ def parse_r1(lines: DataFrame) -> Ingested:
                               F.when(reason.isNotNull(), F.col(LINE)).alias(LINE)).cache()
     ratings = classified.filter(F.col(REASON).isNull()).select(c.USER_ID, c.ARTIST_ID, c.RATING)
     quarantine = classified.filter(F.col(REASON).isNotNull()).select(REASON, SOURCE, LINE)
-    return Ingested(ratings, quarantine, "r1")
+    return Ingested(ratings, quarantine, "r1", cached=classified)
 
 
 def parse_dms(lines: DataFrame) -> Ingested:
@@ -158,8 +164,9 @@ def parse_dms(lines: DataFrame) -> Ingested:
     typed = fields.select(
         F.col("_op").alias("op"), F.col("_ts").alias("ts"),
         F.col("_u").cast("int").alias(c.USER_ID), F.col("_a").cast("int").alias(c.ARTIST_ID),
-        F.col("_r").cast("int").alias(c.RATING), REASON, SOURCE, LINE, POSITION,
-    )
+        F.col("_r").cast("int").alias(c.RATING), REASON, SOURCE,
+        F.when(F.col(REASON).isNotNull(), F.col(LINE)).alias(LINE), POSITION,
+    ).cache()  # read once: the change counts, the replay and the quarantine all start here
     good = typed.filter(F.col(REASON).isNull())
     newest_first = Window.partitionBy(c.USER_ID, c.ARTIST_ID).orderBy(
         F.col("ts").desc(), F.col(SOURCE).desc(), F.col(POSITION).desc())
@@ -169,7 +176,7 @@ def parse_dms(lines: DataFrame) -> Ingested:
     changes = {"insert": int(ops.get("I", 0)), "update": int(ops.get("U", 0)),
                "delete": int(ops.get("D", 0))}
     quarantine = typed.filter(F.col(REASON).isNotNull()).select(REASON, SOURCE, LINE)
-    return Ingested(ratings, quarantine, "dms", changes)
+    return Ingested(ratings, quarantine, "dms", changes, cached=typed)
 
 
 def ingest(spark: SparkSession, paths: tuple[str, ...], input_format: str = "auto") -> Ingested:

@@ -115,20 +115,24 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
     # --- read and validate -----------------------------------------------------------------
     with timer("read_validate"):
         ingested = ingest(spark, config.inputs, config.input_format)
-        ratings = ingested.ratings.cache()
+        # The ingest step caches its classified rows; from them keep only the quarantine (small)
+        # and the two halves of the ratings, then let the classification go: one copy of the
+        # ratings in memory, not three.
         quarantine = ingested.quarantine.cache()
         counts = {reason: 0 for reason in c.QUARANTINE_REASONS}
         for row in quarantine.groupBy(c.QUARANTINE_REASON).count().collect():
             counts[row[c.QUARANTINE_REASON]] = int(row["count"])
-        n_kept = ratings.count()
+        blocked = (ingested.ratings.filter(F.col(c.RATING) == c.NEVER_PLAY_AGAIN)
+                   .select(c.USER_ID, c.ARTIST_ID).cache())
+        learn = ingested.ratings.filter(F.col(c.RATING) != c.NEVER_PLAY_AGAIN).cache()
+        n_learn = learn.count()
+        n_kept = n_learn + blocked.count()
+        ingested.release()
         if ingested.dms_changes is not None:
             total = sum(counts.values()) + sum(ingested.dms_changes.values())
         else:
             total = sum(counts.values()) + n_kept
         check_quarantine(counts, total, config)
-        blocked = ratings.filter(F.col(c.RATING) == c.NEVER_PLAY_AGAIN).select(c.USER_ID, c.ARTIST_ID).cache()
-        learn = ratings.filter(F.col(c.RATING) != c.NEVER_PLAY_AGAIN).cache()
-        n_learn = learn.count()
         if n_learn == 0:
             raise JobFailed(f"input {', '.join(config.inputs)} has no ratings to learn from "
                             f"({n_kept} valid rows, all of them {c.NEVER_PLAY_AGAIN}). Nothing was published.")
@@ -145,6 +149,9 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         train, valid, test = (df.cache() for df in learn.randomSplit(
             [train_share, config.validation_share, config.test_share], seed=config.seed))
         n_train, n_valid, n_test = train.count(), valid.count(), test.count()
+        # From here on the three splits are the cached copy; the whole is their union.
+        learn.unpersist()
+        learn = train.unionByName(valid).unionByName(test)
 
     # --- tune, then refit the best on train + validation ------------------------------------
     with timer("tune"):
@@ -178,15 +185,18 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
 
     # --- recommendations and the popularity fallback ---------------------------------------
     with timer("recommend"):
-        all_users = ratings.select(c.USER_ID).distinct()
-        exclude = ratings.select(c.USER_ID, c.ARTIST_ID)
-        recs = recommend.recommend(spark, fitted, all_users, exclude, config.top_n, catalog).cache()
-        n_recs = recs.count()
+        exclude = learn.select(c.USER_ID, c.ARTIST_ID).unionByName(blocked)
+        all_users = exclude.select(c.USER_ID).distinct()
+        recs = recommend.recommend(spark, fitted, all_users, exclude, config.top_n, catalog)
         popular = popular_list(fitted, learn, config)
         if artists is not None:
             recs = recs.join(F.broadcast(artists), c.ARTIST_ID, "left")
             popular = popular.join(F.broadcast(artists), c.ARTIST_ID, "left")
-        recs = recs.select(*c.RECOMMENDATION_COLUMNS, *([c.ARTIST_NAME] if artists is not None else []))
+        # Sorted once and cached in that order: both file formats, the histograms and the
+        # publishing read this copy (a range-partitioned sort, so every task writes its own part).
+        recs = (recs.select(*c.RECOMMENDATION_COLUMNS, *([c.ARTIST_NAME] if artists is not None else []))
+                .orderBy(c.USER_ID, c.RANK).cache())
+        n_recs = recs.count()
         popular = popular.orderBy(c.RANK).cache()
         scores = model.score_pairs(fitted, pairs) if pairs is not None else None
         n_catalog = fitted.items.filter(F.col(model.FEATURES).isNotNull()).count()
@@ -202,15 +212,13 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
     with timer("write"):
         out = config.output_for(run_id)
         storage.remove(storage.join(out, c.SUCCESS_MARKER))
-        recs = recs.orderBy(c.USER_ID, c.RANK)
         recs.write.mode("overwrite").parquet(storage.join(out, c.RECOMMENDATIONS_DIR))
-        (recs.coalesce(1).write.mode("overwrite").option("header", True)
-         .csv(storage.join(out, c.RECOMMENDATIONS_CSV_DIR)))
+        write_single_csv(recs, out, c.RECOMMENDATIONS_CSV_DIR, c.RECOMMENDATIONS_CSV_FILE)
+        # popular_n rows: one small file is the right shape, not a bottleneck.
         popular.coalesce(1).write.mode("overwrite").parquet(storage.join(out, c.POPULAR_DIR))
         quarantine.write.mode("overwrite").json(storage.join(out, c.QUARANTINE_DIR))
         if scores is not None:
-            (scores.coalesce(1).write.mode("overwrite").option("header", True)
-             .csv(storage.join(out, c.SCORES_DIR)))
+            write_single_csv(scores, out, c.SCORES_DIR, c.SCORES_CSV_FILE)
         model.save(fitted, storage.join(out, c.MODEL_DIR))
     write_metrics(out, metrics, timer)
     storage.write_text(storage.join(out, c.REPORT_FILE),
@@ -229,9 +237,22 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
                 raise JobFailed(f"{exc}. The run's files are complete under {out}, but the previously "
                                 "published run is still the one being served.") from exc
         write_metrics(out, metrics, timer)  # again, with what publishing did and took
-    for df in (ratings, quarantine, blocked, learn, train, valid, test, recs, popular):
+    for df in (quarantine, blocked, train, valid, test, recs, popular):
         df.unpersist()
     return JobResult(run_id, out, metrics)
+
+
+def write_single_csv(df: DataFrame, out: str, directory: str, file_name: str) -> None:
+    """One CSV file with a header under out/directory (the contract for people and QuickSight),
+    written in parallel: every task writes its part, then the parts are joined in partition
+    order (a server-side copy on S3) instead of funnelling all rows through one task."""
+    parts = storage.join(out, "_parts", directory)
+    df.write.mode("overwrite").option("header", True).csv(parts)
+    target = storage.join(out, directory)
+    storage.remove_tree(target)
+    header = (",".join(df.columns) + "\n").encode("utf-8")
+    storage.concat_with_header(storage.list_files(parts, ".csv"), storage.join(target, file_name), header)
+    storage.remove_tree(storage.join(out, "_parts"))
 
 
 def write_metrics(out: str, metrics: dict[str, Any], timer: StageTimer) -> None:

@@ -111,6 +111,15 @@ def test_dms_changes_are_applied_in_commit_order(spark, tmp_path: Path) -> None:
     assert ratings_of(result) == {(1, 10): 55, (2, 10): 90, (3, 10): 20, (4, 12): 255}
     assert reasons_of(result) == {"unknown_dms_op": 1, "pseudo_artist": 1}
     assert result.dms_changes == {"insert": 6, "update": 2, "delete": 2}
+    # The input is read once into a cache; the job keeps what it needs and releases the rest,
+    # after which the kept copy still holds the replayed state.
+    assert result.cached is not None and result.cached.storageLevel.useMemory
+    kept = result.ratings.cache()
+    kept.count()
+    result.release()
+    assert not result.cached.storageLevel.useMemory
+    assert {(r.user_id, r.artist_id): r.rating for r in kept.collect()} == {
+        (1, 10): 55, (2, 10): 90, (3, 10): 20, (4, 12): 255}
 
 
 def test_dms_without_the_expected_columns_is_refused(spark, tmp_path: Path) -> None:

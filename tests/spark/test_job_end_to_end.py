@@ -51,10 +51,10 @@ def run(spark, sample, tmp_path_factory: pytest.TempPathFactory) -> JobResult:  
     return execute(spark, job_config(sample, out))
 
 
-def read_csv_dir(path: Path) -> list[dict[str, str]]:
-    files = sorted(path.glob("part-*.csv"))
-    assert len(files) == 1, "one CSV file with a header, for people and QuickSight"
-    with files[0].open() as fh:
+def read_csv_dir(path: Path, name: str) -> list[dict[str, str]]:
+    files = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+    assert files == [name], "one CSV file with a header, for people and QuickSight"
+    with (path / name).open() as fh:
         return list(csv.DictReader(fh))
 
 
@@ -94,9 +94,13 @@ def test_every_known_user_gets_top_n_with_valid_scores_and_names(spark, run: Job
     assert all(not math.isnan(s) and 0.0 <= s <= 100.0 for s in scores)
     assert len(set(scores)) > 10, "scores must not collapse to one value (the notebook's all-zero users)"
     assert all(r.artist_name for r in rows)
-    csv_rows = read_csv_dir(Path(run.output) / c.RECOMMENDATIONS_CSV_DIR)
+    csv_rows = read_csv_dir(Path(run.output) / c.RECOMMENDATIONS_CSV_DIR, c.RECOMMENDATIONS_CSV_FILE)
     assert list(csv_rows[0]) == [*c.RECOMMENDATION_COLUMNS, c.ARTIST_NAME]
-    assert len(csv_rows) == len(rows)
+    # The parts written by several tasks are joined in order: the CSV is the parquet, sorted.
+    ordered = sorted(rows, key=lambda r: (r.user_id, r.rank))
+    assert [(int(r[c.USER_ID]), int(r[c.RANK]), int(r[c.ARTIST_ID])) for r in csv_rows] == [
+        (r.user_id, r.rank, r.artist_id) for r in ordered]
+    assert not (Path(run.output) / "_parts").exists(), "the part files are cleaned up"
 
 
 def test_quarantine_counts_every_bad_row_by_reason(run: JobResult, sample) -> None:  # type: ignore[no-untyped-def]
@@ -127,7 +131,7 @@ def test_model_beats_the_baselines_on_structured_data(run: JobResult) -> None:
 
 
 def test_score_pairs_cover_every_pair_and_match_a_reloaded_model(spark, run: JobResult, sample) -> None:  # type: ignore[no-untyped-def]
-    rows = read_csv_dir(Path(run.output) / c.SCORES_DIR)
+    rows = read_csv_dir(Path(run.output) / c.SCORES_DIR, c.SCORES_CSV_FILE)
     assert list(rows[0]) == list(c.SCORES_COLUMNS)
     got = {(int(r["user_id"]), int(r["artist_id"])): float(r["score"]) for r in rows}
     assert set(got) == set(sample["pairs"])

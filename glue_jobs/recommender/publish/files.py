@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,18 +16,14 @@ from glue_jobs.recommender.publish.dynamo import PublishError
 def read_latest(root: str) -> dict[str, Any] | None:
     try:
         return dict(json.loads(storage.read_text(storage.join(root, c.LATEST_FILE))))
-    except (FileNotFoundError, KeyError):
+    except FileNotFoundError:
         return None
-    except Exception as exc:  # S3 NoSuchKey arrives as a ClientError
-        if "NoSuchKey" in str(exc) or "Not Found" in str(exc):
-            return None
-        raise
 
 
 def run_is_complete(root: str, run_id: str) -> bool:
     try:
         return storage.read_text(storage.join(c.run_path(root, run_id), c.SUCCESS_MARKER)).strip() == run_id
-    except Exception:
+    except FileNotFoundError:
         return False
 
 
@@ -59,6 +54,6 @@ def read_recommendations_csv(root: str, run_id: str) -> Iterator[dict[str, Any]]
     """A published run's recommendations back from its CSV (local folder or S3)."""
     directory = storage.join(c.run_path(root, run_id), c.RECOMMENDATIONS_CSV_DIR)
     for path in storage.list_files(directory, suffix=".csv"):
-        for row in csv.DictReader(io.StringIO(storage.read_text(path))):
+        for row in csv.DictReader(storage.read_lines(path)):
             yield {c.USER_ID: int(row[c.USER_ID]), c.RANK: int(row[c.RANK]),
                    c.ARTIST_ID: int(row[c.ARTIST_ID]), c.SCORE: float(row[c.SCORE])}
