@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
@@ -39,7 +41,7 @@ class JobConfig:
     popular_n: int = 100
     popularity_weights: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
     checkpoint_dir: str | None = None
-    shuffle_partitions: int = 4
+    shuffle_partitions: int = 0  # 0: twice the cores (see shuffle_partitions_for)
     driver_memory: str = "4g"
     master: str = "local[2]"
     runs_root: str | None = None
@@ -90,6 +92,8 @@ class JobConfig:
             problems.append(f"--max-quarantine-share must lie in 0..1, got {self.max_quarantine_share}")
         if not self.popularity_weights or min(self.popularity_weights) < 0:
             problems.append(f"--popularity-weights must be non-negative, got {list(self.popularity_weights)}")
+        if self.shuffle_partitions < 0:
+            problems.append(f"--shuffle-partitions must be 0 (auto) or more, got {self.shuffle_partitions}")
         if self.parallelism < 1:
             problems.append(f"--parallelism must be at least 1, got {self.parallelism}")
         if problems:
@@ -179,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ranking bonus per log(1+ratings of the artist), as shares of the rating "
                         "scale, tried on validation NDCG (0 alone: rank by predicted score)")
     p.add_argument("--checkpoint-dir", help="Spark checkpoint directory (default: a temp dir)")
-    p.add_argument("--shuffle-partitions", type=int, default=4)
+    p.add_argument("--shuffle-partitions", type=int, default=0,
+                   help="partitions of every shuffle, and ALS's user/item blocks (0, the default: "
+                        "twice the cores Spark has, e.g. 4 on local[2], 144 on 9 G.2X executors)")
     p.add_argument("--driver-memory", default="4g", help="local runs only")
     p.add_argument("--master", default="local[2]", help="local runs only")
     p.add_argument("--dynamodb-table", help="publish to this DynamoDB table")
@@ -238,3 +244,18 @@ def glue_argv(argv: Sequence[str], resolve: Callable[[list[str], list[str]], dic
         if value is not None:
             out += [f"--{name}", str(value)]
     return out
+
+
+def shuffle_partitions_for(requested: int, master: str, default_parallelism: int | None = None) -> int:
+    """The shuffle partition count a run uses: the one asked for, or twice the task slots (the
+    cores of a local master, else what the cluster reports), so every core has work and a
+    straggler's share stays small. ALS uses the same number of blocks."""
+    if requested:
+        return requested
+    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", master.strip())
+    if local:
+        slots = local.group(1)
+        cores = 1 if slots is None else (os.cpu_count() or 1) if slots == "*" else int(slots)
+    else:
+        cores = default_parallelism or 2
+    return max(2, 2 * cores)

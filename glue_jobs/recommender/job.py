@@ -110,7 +110,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         except publish.PublishError as exc:
             raise JobFailed(f"{exc}. Nothing was trained or published.") from exc
     metrics: dict[str, Any] = {"run_id": run_id, "feedback": config.feedback, "k": config.k,
-                               "top_n": config.top_n}
+                               "top_n": config.top_n, "spark": spark_settings(spark)}
 
     # --- read and validate -----------------------------------------------------------------
     with timer("read_validate"):
@@ -240,6 +240,15 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
     for df in (quarantine, blocked, train, valid, test, recs, popular):
         df.unpersist()
     return JobResult(run_id, out, metrics)
+
+
+def spark_settings(spark: SparkSession) -> dict[str, Any]:
+    """The settings that decide how a run scales, as this run used them (for metrics.json)."""
+    sc = spark.sparkContext
+    return {"master": sc.master, "default_parallelism": sc.defaultParallelism,
+            "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions", "0") or 0),
+            "als_blocks": tuning.als_blocks(spark),
+            "driver_memory": sc.getConf().get("spark.driver.memory", "default")}
 
 
 def write_single_csv(df: DataFrame, out: str, directory: str, file_name: str) -> None:

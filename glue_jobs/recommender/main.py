@@ -34,15 +34,16 @@ def local_session(config: cfg.JobConfig) -> SparkSession:
     conf = SparkConf()
     builder = SparkSession.builder.appName("recommender")
     if launched_here and not conf.contains("spark.master"):
+        partitions = cfg.shuffle_partitions_for(config.shuffle_partitions, config.master)
         builder = (builder.master(config.master)
                    .config("spark.driver.memory", config.driver_memory)
+                   # RDD shuffles (inside ALS, the top-N step) split like the SQL ones.
+                   .config("spark.default.parallelism", str(partitions))
                    .config("spark.ui.enabled", "false")
                    .config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.ui.showConsoleProgress", "false"))
     spark = (builder
-             .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
-             .config("spark.default.parallelism", str(config.shuffle_partitions))
              .config("spark.sql.adaptive.enabled", "true")
              .config("spark.sql.session.timeZone", "UTC")
              .getOrCreate())
@@ -54,7 +55,9 @@ def prepare_session(spark: SparkSession, config: cfg.JobConfig) -> None:
     # ALS checkpoints its factor RDDs every few iterations; without a checkpoint directory the
     # lineage grows with every iteration until a long run overflows the stack.
     spark.sparkContext.setCheckpointDir(config.checkpoint_dir or tempfile.mkdtemp(prefix="als-ckpt-"))
-    spark.conf.set("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
+    sc = spark.sparkContext
+    spark.conf.set("spark.sql.shuffle.partitions", str(
+        cfg.shuffle_partitions_for(config.shuffle_partitions, sc.master or "", sc.defaultParallelism)))
     # The run's own _SUCCESS is the contract; per-directory markers from Hadoop would also be
     # picked up by QuickSight's manifest prefix as a (bad) CSV file.
     spark.sparkContext._jsc.hadoopConfiguration().set(

@@ -27,7 +27,8 @@ class Candidate:
 
 
 def als_blocks(spark: SparkSession) -> int:
-    return max(2, spark.sparkContext.defaultParallelism)
+    """ALS's user and item blocks: as many as the run's shuffle partitions (`--shuffle-partitions`)."""
+    return max(2, int(spark.conf.get("spark.sql.shuffle.partitions", "2") or 2))
 
 
 def validation_score(spark: SparkSession, fitted: model.RecommenderModel, train: DataFrame,

@@ -127,6 +127,8 @@ def test_model_beats_the_baselines_on_structured_data(run: JobResult) -> None:
     assert len(m["grid"]) == 4
     assert 0 < m["catalog_coverage"] <= 1
     assert {"read_validate", "split", "tune", "fit", "evaluate", "recommend", "write"} <= set(m["timings_s"])
+    # --shuffle-partitions reaches the session and ALS's blocks, and the run records it.
+    assert m["spark"]["shuffle_partitions"] == 2 and m["spark"]["als_blocks"] == 2
     assert m["k"] == 10 and 0 <= m["precision_at_k"] <= 1 and 0 <= m["map_at_k"] <= 1
 
 

@@ -44,6 +44,7 @@ def test_implicit_feedback_selects_by_ndcg_and_scores_on_unit_scale() -> None:
     (["--feedback", "implicit", "--metric", "rmse"], "use --metric ndcg"),
     (["--max-quarantine-share", "1.5"], "--max-quarantine-share must lie in 0..1"),
     (["--ranks", "0,10"], "--ranks must be positive"),
+    (["--shuffle-partitions", "-1"], "--shuffle-partitions must be 0 \\(auto\\) or more"),
 ])
 def test_bad_options_name_the_problem(args: list[str], message: str) -> None:
     with pytest.raises(cfg.ConfigError, match=message):
@@ -64,3 +65,17 @@ def test_glue_arguments_go_through_get_resolved_options() -> None:
     assert asked == [["input", "output", "top-n"]]  # absent options are not asked for
     conf = cfg.parse_args(line)
     assert conf.inputs == ("s3://raw/ratings/",) and conf.top_n == 10
+
+
+@pytest.mark.parametrize("requested, master, cluster, expected", [
+    (0, "local[2]", None, 4),         # the laptop default: every core busy, twice over
+    (0, "local", None, 2),
+    (0, "local[3,2]", None, 6),       # local[N,retries]
+    (0, "yarn", 72, 144),             # a cluster: from the slots Spark reports (9 G.2X executors)
+    (0, "yarn", None, 4),
+    (16, "yarn", 72, 16),             # asked for: kept
+])
+def test_shuffle_partitions_follow_the_cores_unless_set(requested: int, master: str, cluster: int | None,
+                                                        expected: int) -> None:
+    assert cfg.shuffle_partitions_for(requested, master, cluster) == expected
+    assert cfg.parse_args(["--input", "x", "--output", "y"]).shuffle_partitions == 0
