@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -125,19 +126,25 @@ def main() -> int:
     side_by_side = [notebook_row(size, sample_file(opts.work, size), next(r for r in rows if r[0] == size))
                     for size in notebook_sizes]
 
-    lines = ["| ratings | wall s | peak MB (driver: Python + JVM) | stage timings s | RMSE | bias RMSE | "
-             "global-mean RMSE | RMSE gain vs bias | MAE | NDCG@10 | popularity NDCG@10 | "
-             "precision@10 | popularity precision@10 | best rank, reg, pop. weight |",
-             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| ratings | wall s | slope vs previous size | peak MB (driver: Python + JVM) | stage timings s | "
+             "RMSE | bias RMSE | global-mean RMSE | RMSE gain vs bias | MAE | bias MAE | NDCG@10 | "
+             "popularity NDCG@10 | precision@10 | popularity precision@10 | best rank, reg, pop. weight |",
+             "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    previous: tuple[int, float] | None = None
     for size, wall, peak, m in rows:
+        # log-log slope of wall time against data size: 1.0 is linear, above 1 super-linear.
+        slope = (f"{math.log(wall / previous[1]) / math.log(size / previous[0]):.2f}"
+                 if previous else "")
+        previous = (size, wall)
         b = m["baselines"]
         gain = 1 - m["rmse"] / b["bias_rmse"] if m["rmse"] and b["bias_rmse"] else None
         stages = ", ".join(f"{k} {v:.1f}" for k, v in m["timings_s"].items())
         bp = m["best_params"]
         lines.append(
-            f"| {size:,} | {wall:.1f} | {peak:.0f} | {stages} | {fmt(m['rmse'], 3)} | {fmt(b['bias_rmse'], 3)} | "
-            f"{fmt(b['global_mean_rmse'], 3)} | {fmt(gain, 3) if gain is None else f'{gain:.1%}'} | "
-            f"{fmt(m['mae'], 3)} | {fmt(m['ndcg_at_k'])} | {fmt(b['popularity_ndcg_at_k'])} | "
+            f"| {size:,} | {wall:.1f} | {slope} | {peak:.0f} | {stages} | {fmt(m['rmse'], 3)} | "
+            f"{fmt(b['bias_rmse'], 3)} | {fmt(b['global_mean_rmse'], 3)} | "
+            f"{fmt(gain, 3) if gain is None else f'{gain:.1%}'} | {fmt(m['mae'], 3)} | {fmt(b.get('bias_mae'), 3)} | "
+            f"{fmt(m['ndcg_at_k'])} | {fmt(b['popularity_ndcg_at_k'])} | "
             f"{fmt(m['precision_at_k'])} | {fmt(b['popularity_precision_at_k'])} | "
             f"{bp['rank']}, {bp['reg_param']}, {bp['popularity_weight']:g} |")
     if side_by_side:
