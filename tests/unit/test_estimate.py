@@ -1,0 +1,52 @@
+"""The R1 estimate's arithmetic (tools/estimate_r1.py), checked where the answer is known."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location(
+    "estimate_r1", Path(__file__).resolve().parents[2] / "tools" / "estimate_r1.py")
+assert spec and spec.loader
+est = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = est  # dataclasses look their module up
+spec.loader.exec_module(est)
+
+METRICS = {
+    "counts": {"ratings": 1_000_000, "users": 20_000, "items": 5_000, "train": 800_000, "validation": 100_000},
+    "grid": [{"rank": r, "reg_param": g} for r in (10, 20, 50) for g in (0.05, 0.1, 0.2)],
+    "best_params": {"rank": 20},
+    "evaluated_users": 15_000,
+    "spark": {"master": "local[2]"},
+    "timings_s": {"read_validate": 10.0, "split": 1.0, "tune": 100.0, "fit": 8.0, "evaluate": 6.0,
+                  "recommend": 4.0, "write": 2.0, "publish": 50.0},
+}
+
+
+def test_als_flops_is_the_issue_formula() -> None:
+    # 2 * nnz * k^2 + (users + items) * k^3 / 3
+    assert est.als_flops(1000, 10, 20, 3) == 2 * 1000 * 9 + 30 * 27 / 3
+    assert est.tuning_flops(1000, 10, 20, [3, 5], 2, 4) == pytest.approx(
+        (est.als_flops(1000, 10, 20, 3) + est.als_flops(1000, 10, 20, 5)) * 2 * 4)
+
+
+def test_the_measured_run_scaled_to_itself_costs_what_it_measured() -> None:
+    measured = est.measured_work(METRICS, 10)
+    seconds = est.core_seconds(METRICS, measured, measured)
+    assert seconds == {k: v * 2 for k, v in METRICS["timings_s"].items() if k != "publish"}
+
+
+def test_each_stage_scales_with_its_own_work() -> None:
+    measured = est.measured_work(METRICS, 10)
+    n = METRICS["counts"]
+    bigger = est.work_of(n["ratings"] * 4, n["users"] * 2, n["items"] * 3, 0.8, 0.1, [10, 20, 50], 3, 20, 10, 0.75)
+    seconds = est.core_seconds(METRICS, measured, bigger)
+    assert seconds["read_validate"] == pytest.approx(10.0 * 2 * 4)    # linear in ratings
+    assert seconds["recommend"] == pytest.approx(4.0 * 2 * 2 * 3)     # users x items
+    # the tuning grows by the ratio of its FLOPs: nnz x4, users + items 25k -> 55k
+    def grid(nnz: float, users_items: float) -> float:
+        return sum(2 * nnz * k**2 + users_items * k**3 / 3 for k in (10, 20, 50))
+    assert seconds["tune"] == pytest.approx(100.0 * 2 * grid(3_200_000, 55_000) / grid(800_000, 25_000))

@@ -1,0 +1,140 @@
+"""Time and Glue DPU-hours for a bigger data set (default: the full Yahoo! R1), estimated from a
+measured run's metrics.json and the FLOP count of ALS, so the arithmetic can be re-run on any
+new measurement.
+
+    python tools/estimate_r1.py .bench/run-4000000/metrics.json [--workers 5,10,20,40]
+
+ALS costs about 2*nnz*k^2 (building the normal equations, both sides) plus (users+items)*k^3/3
+(the Cholesky solves) floating-point operations per iteration. The measured run gives the rate
+this code reaches per core (Spark's overheads included); the target's FLOPs at that rate, spread
+over the executors' cores at a stated parallel efficiency, give the time. Top-N scoring grows
+with users x artists, the other stages with the number of ratings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+R1 = {"ratings": 115_579_440, "users": 1_948_882, "items": 98_211}  # Yahoo! Music R1
+GLUE_WORKERS = {"G.1X": (4, 1), "G.2X": (8, 2), "G.4X": (16, 4), "G.8X": (32, 8)}  # vCPU, DPU per worker
+PRICE_PER_DPU_HOUR = 0.44
+START_UP_S = 60.0  # Glue 5 start-up, before the script runs
+
+
+def als_flops(nnz: float, users: float, items: float, rank: int) -> float:
+    """FLOPs of one ALS iteration (both sides)."""
+    return 2 * nnz * rank**2 + (users + items) * rank**3 / 3
+
+
+def tuning_flops(nnz_train: float, users: float, items: float, ranks: list[int], n_regs: int,
+                 max_iter: int) -> float:
+    return sum(als_flops(nnz_train, users, items, r) for r in ranks) * n_regs * max_iter
+
+
+@dataclass(frozen=True)
+class Work:
+    """The work of a run in units whose cost per unit the measured run tells."""
+
+    tune_flops: float
+    fit_flops: float
+    topn_cells: float  # users x items scored (all users, and test users for the evaluation)
+    ratings: float
+
+
+def work_of(ratings: float, users: float, items: float, train_share: float, valid_share: float,
+            ranks: list[int], n_regs: int, best_rank: int, max_iter: int, test_users_share: float) -> Work:
+    return Work(
+        tune_flops=tuning_flops(ratings * train_share, users, items, ranks, n_regs, max_iter),
+        fit_flops=als_flops(ratings * (train_share + valid_share), users, items, best_rank) * max_iter,
+        topn_cells=users * items * (1 + test_users_share),
+        ratings=ratings)
+
+
+def measured_work(m: dict, max_iter: int) -> Work:  # type: ignore[type-arg]
+    n = m["counts"]
+    ranks = sorted({g["rank"] for g in m["grid"]})
+    n_regs = len({g["reg_param"] for g in m["grid"]})
+    return work_of(n["ratings"], n["users"], n["items"], n["train"] / n["ratings"],
+                   n["validation"] / n["ratings"], ranks, n_regs, m["best_params"]["rank"], max_iter,
+                   m.get("evaluated_users", 0) / n["users"])
+
+
+def local_cores(m: dict) -> int:  # type: ignore[type-arg]
+    master = (m.get("spark") or {}).get("master", "local[2]")
+    found = re.fullmatch(r"local\[(\d+)(?:,\d+)?\]", master)
+    return int(found.group(1)) if found else 2
+
+
+def core_seconds(m: dict, measured: Work, target: Work) -> dict[str, float]:  # type: ignore[type-arg]
+    """Each stage's measured core-seconds scaled by how much more of its own work the target has."""
+    t = m["timings_s"]
+    cores = local_cores(m)
+    ratio = {
+        "tune": target.tune_flops / measured.tune_flops,
+        "fit": target.fit_flops / measured.fit_flops,
+        "recommend": target.topn_cells / measured.topn_cells,
+        "evaluate": target.topn_cells / measured.topn_cells,
+    }
+    linear = target.ratings / measured.ratings
+    return {stage: seconds * cores * ratio.get(stage, linear) for stage, seconds in t.items()
+            if stage != "publish"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("metrics", type=Path, help="metrics.json of a measured run (the bigger, the better)")
+    parser.add_argument("--workers", default="5,10,20,40", help="Glue worker counts to price")
+    parser.add_argument("--worker-type", default="G.2X", choices=sorted(GLUE_WORKERS))
+    parser.add_argument("--efficiency", type=float, default=0.5,
+                        help="share of the executors' cores doing useful work (default 0.5, pessimistic)")
+    parser.add_argument("--max-iter", type=int, default=10, help="the run's --max-iter")
+    parser.add_argument("--ratings", type=float, default=R1["ratings"])
+    parser.add_argument("--users", type=float, default=R1["users"])
+    parser.add_argument("--items", type=float, default=R1["items"])
+    opts = parser.parse_args()
+    m = json.loads(opts.metrics.read_text())
+    n = m["counts"]
+    measured = measured_work(m, opts.max_iter)
+    ranks = sorted({g["rank"] for g in m["grid"]})
+    n_regs = len({g["reg_param"] for g in m["grid"]})
+    target = work_of(opts.ratings, opts.users, opts.items, n["train"] / n["ratings"],
+                     n["validation"] / n["ratings"], ranks, n_regs, m["best_params"]["rank"], opts.max_iter,
+                     m.get("evaluated_users", 0) / n["users"])
+    cores = local_cores(m)
+    rate = measured.tune_flops / (m["timings_s"]["tune"] * cores)
+    per_stage = core_seconds(m, measured, target)
+    total = sum(per_stage.values())
+    by_rank = {r: tuning_flops(opts.ratings * n["train"] / n["ratings"], opts.users, opts.items, [r], n_regs,
+                               opts.max_iter) for r in ranks}
+
+    print(f"measured: {n['ratings']:,} ratings, {n['users']:,} users, {n['items']:,} items on {cores} cores; "
+          f"tuning {measured.tune_flops:.3g} FLOP in {m['timings_s']['tune']:.1f} s = "
+          f"{rate / 1e9:.2f} GFLOP/s per core (Spark's overheads included)")
+    print(f"target:   {opts.ratings:,.0f} ratings, {opts.users:,.0f} users, {opts.items:,.0f} items; "
+          f"tuning {target.tune_flops:.3g} FLOP ({target.tune_flops / measured.tune_flops:.1f}x), "
+          + ", ".join(f"rank {r} {f / target.tune_flops:.0%}" for r, f in by_rank.items())
+          + f"; top-N {target.topn_cells:.3g} user-artist scores ({target.topn_cells / measured.topn_cells:.1f}x)")
+    print("core-hours by stage at the measured rates: "
+          + ", ".join(f"{s} {v / 3600:.2f}" for s, v in sorted(per_stage.items(), key=lambda kv: -kv[1]))
+          + f"; total {total / 3600:.2f}")
+    vcpu, dpu = GLUE_WORKERS[opts.worker_type]
+    print()
+    print(f"| {opts.worker_type} workers | executor cores | minutes (start-up included) | DPU-hours | cost at "
+          f"${PRICE_PER_DPU_HOUR}/DPU-hour |")
+    print("|---:|---:|---:|---:|---:|")
+    for workers in (int(w) for w in opts.workers.split(",")):
+        executor_cores = (workers - 1) * vcpu  # one worker runs the driver
+        seconds = START_UP_S + total / (executor_cores * opts.efficiency)
+        dpu_hours = workers * dpu * seconds / 3600
+        print(f"| {workers} | {executor_cores} | {seconds / 60:.1f} | {dpu_hours:.2f} | "
+              f"${dpu_hours * PRICE_PER_DPU_HOUR:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
