@@ -187,7 +187,10 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
     with timer("recommend"):
         exclude = learn.select(c.USER_ID, c.ARTIST_ID).unionByName(blocked)
         all_users = exclude.select(c.USER_ID).distinct()
-        recs = recommend.recommend(spark, fitted, all_users, exclude, config.top_n, catalog)
+        # Scored once: the range sort below samples its input before it shuffles, which would
+        # otherwise run the whole top-N step twice.
+        scored = recommend.recommend(spark, fitted, all_users, exclude, config.top_n, catalog).cache()
+        recs = scored
         popular = popular_list(fitted, learn, config)
         if artists is not None:
             recs = recs.join(F.broadcast(artists), c.ARTIST_ID, "left")
@@ -197,6 +200,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         recs = (recs.select(*c.RECOMMENDATION_COLUMNS, *([c.ARTIST_NAME] if artists is not None else []))
                 .orderBy(c.USER_ID, c.RANK).cache())
         n_recs = recs.count()
+        scored.unpersist()
         popular = popular.orderBy(c.RANK).cache()
         scores = model.score_pairs(fitted, pairs) if pairs is not None else None
         n_catalog = fitted.items.filter(F.col(model.FEATURES).isNotNull()).count()
