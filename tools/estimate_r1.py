@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from glue_jobs.recommender.config import local_cores as master_cores
 
 R1 = {"ratings": 115_579_440, "users": 1_948_882, "items": 98_211}  # Yahoo! Music R1
 GLUE_WORKERS = {"G.1X": (4, 1), "G.2X": (8, 2), "G.4X": (16, 4), "G.8X": (32, 8)}  # vCPU, DPU per worker
@@ -55,19 +58,27 @@ def work_of(ratings: float, users: float, items: float, train_share: float, vali
         ratings=ratings)
 
 
+def grid_of(m: dict) -> tuple[list[int], int]:  # type: ignore[type-arg]
+    """The measured run's tuning grid: its ranks and how many regParams each was fitted with."""
+    return sorted({g["rank"] for g in m["grid"]}), len({g["reg_param"] for g in m["grid"]})
+
+
+def work_like(m: dict, ratings: float, users: float, items: float, max_iter: int) -> Work:  # type: ignore[type-arg]
+    """The work of a run with the measured run's settings and split, on data of the given size."""
+    n = m["counts"]
+    ranks, n_regs = grid_of(m)
+    return work_of(ratings, users, items, n["train"] / n["ratings"], n["validation"] / n["ratings"],
+                   ranks, n_regs, m["best_params"]["rank"], max_iter, m.get("evaluated_users", 0) / n["users"])
+
+
 def measured_work(m: dict, max_iter: int) -> Work:  # type: ignore[type-arg]
     n = m["counts"]
-    ranks = sorted({g["rank"] for g in m["grid"]})
-    n_regs = len({g["reg_param"] for g in m["grid"]})
-    return work_of(n["ratings"], n["users"], n["items"], n["train"] / n["ratings"],
-                   n["validation"] / n["ratings"], ranks, n_regs, m["best_params"]["rank"], max_iter,
-                   m.get("evaluated_users", 0) / n["users"])
+    return work_like(m, n["ratings"], n["users"], n["items"], max_iter)
 
 
 def local_cores(m: dict) -> int:  # type: ignore[type-arg]
-    master = (m.get("spark") or {}).get("master", "local[2]")
-    found = re.fullmatch(r"local\[(\d+)(?:,\d+)?\]", master)
-    return int(found.group(1)) if found else 2
+    """Cores the measured run had (its local master, as metrics.json records it)."""
+    return master_cores((m.get("spark") or {}).get("master", "local[2]")) or 2
 
 
 def core_seconds(m: dict, measured: Work, target: Work) -> dict[str, float]:  # type: ignore[type-arg]
@@ -100,11 +111,8 @@ def main() -> int:
     m = json.loads(opts.metrics.read_text())
     n = m["counts"]
     measured = measured_work(m, opts.max_iter)
-    ranks = sorted({g["rank"] for g in m["grid"]})
-    n_regs = len({g["reg_param"] for g in m["grid"]})
-    target = work_of(opts.ratings, opts.users, opts.items, n["train"] / n["ratings"],
-                     n["validation"] / n["ratings"], ranks, n_regs, m["best_params"]["rank"], opts.max_iter,
-                     m.get("evaluated_users", 0) / n["users"])
+    target = work_like(m, opts.ratings, opts.users, opts.items, opts.max_iter)
+    ranks, n_regs = grid_of(m)
     cores = local_cores(m)
     rate = measured.tune_flops / (m["timings_s"]["tune"] * cores)
     per_stage = core_seconds(m, measured, target)

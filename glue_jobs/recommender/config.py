@@ -252,10 +252,14 @@ def shuffle_partitions_for(requested: int, master: str, default_parallelism: int
     straggler's share stays small. ALS uses the same number of blocks."""
     if requested:
         return requested
-    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", master.strip())
-    if local:
-        slots = local.group(1)
-        cores = 1 if slots is None else (os.cpu_count() or 1) if slots == "*" else int(slots)
-    else:
-        cores = default_parallelism or 2
+    cores = local_cores(master) or default_parallelism or 2
     return max(2, 2 * cores)
+
+
+def local_cores(master: str) -> int | None:
+    """Cores of a local master (`local`, `local[N]`, `local[*]`, `local[N,retries]`); None for a cluster."""
+    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", master.strip())
+    if not local:
+        return None
+    slots = local.group(1)
+    return 1 if slots is None else (os.cpu_count() or 1) if slots == "*" else int(slots)
