@@ -28,18 +28,19 @@ def build(app: App, settings: Settings) -> dict[str, Stack]:
     p = settings.prefix
     retention = RETENTION[settings.log_retention_days]
     stacks: dict[str, Stack] = {}
+    storage = StorageStack(app, f"{p}-storage", prefix=p, retain_data=settings.retain_data, env=env)
     vpc: ec2.IVpc | ExistingVpc
     if settings.vpc_id:
         vpc = ExistingVpc(settings.vpc_id, settings.vpc_azs, settings.vpc_subnet_ids)
     else:
-        network = NetworkStack(app, f"{p}-network", log_retention=retention, env=env)
+        network = NetworkStack(app, f"{p}-network", key=storage.key, log_retention=retention, env=env)
         stacks["network"] = network
         vpc = network.vpc
-    storage = StorageStack(app, f"{p}-storage", prefix=p, retain_data=settings.retain_data, env=env)
     serving = ServingStack(app, f"{p}-serving", prefix=p, key=storage.key, retain_data=settings.retain_data,
                            deletion_protection=settings.deletion_protection, log_retention=retention,
                            api_auth=settings.api_auth, jwt_issuer=settings.jwt_issuer,
-                           jwt_audience=settings.jwt_audience, env=env)
+                           jwt_audience=settings.jwt_audience,
+                           reserved_concurrency=settings.api_reserved_concurrency, env=env)
     analytics = AnalyticsStack(app, f"{p}-analytics", prefix=p, key=storage.key, vpc=vpc,
                                retain_data=settings.retain_data, deletion_protection=settings.deletion_protection,
                                min_acu=settings.aurora_min_acu, max_acu=settings.aurora_max_acu,

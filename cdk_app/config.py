@@ -15,6 +15,12 @@ class SettingsError(ValueError):
     """A context value the app cannot deploy with."""
 
 
+# Lambda's default concurrency quota per account and Region, and the part of it that must stay
+# unreserved (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
+LAMBDA_DEFAULT_CONCURRENCY = 1000
+LAMBDA_UNRESERVED_MINIMUM = 100
+
+
 @dataclass(frozen=True)
 class DmsSource:
     """An existing operational database that DMS replicates ratings from (opt-in)."""
@@ -48,6 +54,9 @@ class Settings:
     aurora_min_acu: float = 0.5
     aurora_max_acu: float = 4.0
     api_auth: str = "iam"  # iam | jwt
+    # Cap on the API function's concurrent executions (protects the table and the bill); 0 = no cap.
+    # Lambda keeps 100 of the account's concurrency unreserved, so the cap must fit under quota - 100.
+    api_reserved_concurrency: int = 50
     jwt_issuer: str | None = None
     jwt_audience: tuple[str, ...] = ()
     alarm_email: str | None = None
@@ -69,6 +78,9 @@ class Settings:
             problems.append("vpcId needs vpcAzs and one vpcSubnetIds entry per AZ (no lookup is made)")
         if self.log_retention_days not in (7, 14, 30, 90, 180, 365, 731):
             problems.append("logRetentionDays must be one of 7, 14, 30, 90, 180, 365, 731")
+        most = LAMBDA_DEFAULT_CONCURRENCY - LAMBDA_UNRESERVED_MINIMUM
+        if not 0 <= self.api_reserved_concurrency <= most:
+            problems.append(f"apiReservedConcurrency must be 0 (no cap) to {most}, got {self.api_reserved_concurrency}")
         if not 0.5 <= self.aurora_min_acu <= self.aurora_max_acu:
             problems.append("auroraMinAcu must be at least 0.5 and not above auroraMaxAcu")
         if problems:
@@ -79,7 +91,7 @@ DEFAULTS = {
     "dev": Settings(env_name="dev", prefix="recsys-dev", retain_data=False, deletion_protection=False),
     "prod": Settings(env_name="prod", prefix="recsys-prod", retain_data=True, deletion_protection=True,
                      glue_worker_type="G.2X", glue_workers=10, glue_timeout_minutes=360, log_retention_days=365,
-                     aurora_max_acu=16.0),
+                     aurora_max_acu=16.0, api_reserved_concurrency=200),
 }
 
 _KEYS = {  # context key -> field
@@ -89,7 +101,7 @@ _KEYS = {  # context key -> field
     "triggerBatchSize": "trigger_batch_size", "triggerBatchWindowSeconds": "trigger_batch_window_s",
     "schedule": "schedule", "logRetentionDays": "log_retention_days", "vpcId": "vpc_id",
     "auroraMinAcu": "aurora_min_acu", "auroraMaxAcu": "aurora_max_acu", "apiAuth": "api_auth",
-    "jwtIssuer": "jwt_issuer", "alarmEmail": "alarm_email",
+    "jwtIssuer": "jwt_issuer", "alarmEmail": "alarm_email", "apiReservedConcurrency": "api_reserved_concurrency",
     "quicksightPrincipalArn": "quicksight_principal_arn", "emr": "emr",
 }
 _TUPLES = {"vpcAzs": "vpc_azs", "vpcSubnetIds": "vpc_subnet_ids", "jwtAudience": "jwt_audience"}

@@ -16,6 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,22 +77,33 @@ def function_code(name: str, *, whole_package: bool = False, vendored: tuple[str
 
 
 class PythonFunction(Construct):
-    """A function from lambdas/<name>/handler.py with its own log group, retention and tracing."""
+    """A function from lambdas/<name>/handler.py with its own log group, retention and tracing.
+
+    `asynchronous`: invoked by a service that does not wait for the answer (EventBridge,
+    CloudFormation custom resources), so an event that still fails after Lambda's retries goes to
+    an encrypted dead-letter queue instead of being dropped.
+    `reserved_concurrency`: a cap on concurrent executions (None: the account's unreserved pool).
+    """
 
     def __init__(self, scope: Construct, id_: str, *, name: str, environment: dict[str, str],
                  log_retention: logs.RetentionDays, key: kms.IKey, timeout_s: int = 10,
                  memory_mb: int = 256, whole_package: bool = False, vendored: tuple[str, ...] = (),
-                 vpc: ec2.IVpc | None = None, security_groups: list[ec2.ISecurityGroup] | None = None) -> None:
+                 vpc: ec2.IVpc | None = None, security_groups: list[ec2.ISecurityGroup] | None = None,
+                 asynchronous: bool = False, reserved_concurrency: int | None = None) -> None:
         super().__init__(scope, id_)
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, encryption_key=key,
                                        removal_policy=RemovalPolicy.DESTROY)
+        self.dead_letters = sqs.Queue(
+            self, "DeadLetters", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key,
+            enforce_ssl=True, retention_period=Duration.days(14)) if asynchronous else None
         self.function = lambda_.Function(
             self, "Function", runtime=LAMBDA_RUNTIME, handler=f"lambdas.{name}.handler.handler",
             code=function_code(name, whole_package=whole_package, vendored=vendored),
             vpc=vpc, security_groups=security_groups,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED) if vpc else None,
             environment=environment, timeout=Duration.seconds(timeout_s), memory_size=memory_mb,
-            log_group=self.log_group, tracing=lambda_.Tracing.ACTIVE, architecture=lambda_.Architecture.ARM_64)
+            log_group=self.log_group, tracing=lambda_.Tracing.ACTIVE, architecture=lambda_.Architecture.ARM_64,
+            dead_letter_queue=self.dead_letters, reserved_concurrent_executions=reserved_concurrency)
 
 
 @jsii.implements(events.IRuleTarget)

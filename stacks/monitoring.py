@@ -17,6 +17,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.constructs import POWERTOOLS, PythonFunction
+from stacks.encryption import allow_publisher
 from stacks.nag import acknowledge
 
 
@@ -27,12 +28,15 @@ class MonitoringStack(Stack):
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         self.topic = sns.Topic(self, "Failures", topic_name=f"{prefix}-failures", master_key=key,
                                enforce_ssl=True, display_name="Recommender pipeline failures")
+        # The alarms below publish as CloudWatch itself, not as a role of ours.
+        allow_publisher(self.topic, key, "cloudwatch.amazonaws.com")
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         # Glue reports job state changes to EventBridge; a function turns a failed run into a
         # readable notice (the error, the duration, a link) on the topic.
         notifier = PythonFunction(self, "FailureNotifier", name="failure_notifier", key=key,
                                   log_retention=log_retention, vendored=POWERTOOLS, timeout_s=30,
+                                  asynchronous=True,
                                   environment={"TOPIC_ARN": self.topic.topic_arn,
                                                "POWERTOOLS_SERVICE_NAME": "failure-notifier"})
         self.topic.grant_publish(notifier.function)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -40,12 +41,14 @@ def resolve_vpc(scope: Construct, vpc: ec2.IVpc | ExistingVpc) -> ec2.IVpc:
 class NetworkStack(Stack):
     """Only created when no existing VPC is configured."""
 
-    def __init__(self, scope: Construct, id_: str, *, log_retention: logs.RetentionDays, **kwargs: object) -> None:
+    def __init__(self, scope: Construct, id_: str, *, key: kms.IKey, log_retention: logs.RetentionDays,
+                 **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         vpc = ec2.Vpc(self, "Vpc", max_azs=2, nat_gateways=0,
                       subnet_configuration=[ec2.SubnetConfiguration(
                           name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22)])
-        flow_logs = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        flow_logs = logs.LogGroup(self, "FlowLogs", retention=log_retention, encryption_key=key,
+                                  removal_policy=RemovalPolicy.DESTROY)
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
         # Gateway endpoints are free; interface endpoints replace a NAT gateway for AWS APIs.
         vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)

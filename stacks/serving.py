@@ -23,7 +23,8 @@ from stacks.storage import bucket_name
 class ServingStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, retain_data: bool,
                  deletion_protection: bool, log_retention: logs.RetentionDays, api_auth: str,
-                 jwt_issuer: str | None, jwt_audience: tuple[str, ...], **kwargs: object) -> None:
+                 jwt_issuer: str | None, jwt_audience: tuple[str, ...], reserved_concurrency: int,
+                 **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         # Table (not TableV2): TableV2's customer-managed key needs a region-bound stack, and
         # synth here stays account- and region-agnostic.
@@ -39,7 +40,7 @@ class ServingStack(Stack):
             removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY)
 
         api_fn = PythonFunction(self, "Api", name="recommendations_api", key=key, log_retention=log_retention,
-                                vendored=POWERTOOLS, memory_mb=512,
+                                vendored=POWERTOOLS, memory_mb=512, reserved_concurrency=reserved_concurrency or None,
                                 environment={"TABLE_NAME": self.table.table_name, "POINTER_TTL_SECONDS": "30",
                                              "POWERTOOLS_SERVICE_NAME": "recommendations-api",
                                              "POWERTOOLS_METRICS_NAMESPACE": "MusicRecommender"})

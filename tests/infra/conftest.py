@@ -13,6 +13,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 PROD_CONTEXT: dict[str, Any] = {
     "env": "prod", "apiAuth": "jwt", "jwtIssuer": "https://auth.example.com/", "jwtAudience": "recs-api",
     "schedule": "cron(0 3 * * ? *)", "alarmEmail": "ops@example.com", "emr": "true",
+    "jobArguments": {"--top-n": "10"},
     "quicksightPrincipalArn": "arn:aws:quicksight:eu-west-1:000000000000:group/default/analysts",
     "vpcId": "vpc-0123456789abcdef0", "vpcAzs": "eu-west-1a,eu-west-1b",
     "vpcSubnetIds": "subnet-0123456789abcdef1,subnet-0123456789abcdef2",
@@ -51,3 +52,9 @@ def dev() -> Built:
 @pytest.fixture(scope="session")
 def prod() -> Built:
     return build(PROD_CONTEXT)
+
+
+@pytest.fixture(params=["dev", "prod"], ids=["dev", "prod-all-options"])
+def variant(request: pytest.FixtureRequest) -> Built:
+    """Each template variant the deploy-contract rules hold for: dev defaults, prod with every option."""
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]

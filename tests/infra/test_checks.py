@@ -99,6 +99,9 @@ def test_settings_validate_context() -> None:
         settings_from_context({"apiAuth": "jwt"}.get)
     with pytest.raises(SettingsError, match="vpcId needs vpcAzs"):
         settings_from_context({"vpcId": "vpc-1"}.get)
+    assert settings_from_context({"apiReservedConcurrency": "0"}.get).api_reserved_concurrency == 0
+    with pytest.raises(SettingsError, match="apiReservedConcurrency must be 0 \\(no cap\\) to 900, got 950"):
+        settings_from_context({"apiReservedConcurrency": "950"}.get)
     with pytest.raises(SettingsError, match="dms context lacks 'secretArn'"):
         settings_from_context({"dms": {"engine": "mysql", "host": "h", "port": 3306, "database": "d",
                                        "tables": ["ratings"]}}.get)
