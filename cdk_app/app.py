@@ -49,7 +49,7 @@ def build(app: App, settings: Settings) -> dict[str, Stack]:
     input_prefix = "ratings/"
     if settings.dms:
         ingestion = IngestionStack(app, f"{p}-ingestion", prefix=p, key=storage.key, vpc=vpc, source=settings.dms,
-                                   multi_az=settings.deletion_protection, env=env)
+                                   multi_az=settings.deletion_protection, log_retention=retention, env=env)
         ingestion.add_stack_dependency(storage, "imports the raw bucket by name")
         stacks["ingestion"] = ingestion
         input_prefix = dms_input_prefix(settings.dms)
@@ -64,16 +64,23 @@ def build(app: App, settings: Settings) -> dict[str, Stack]:
         input_prefix=input_prefix, job_arguments=settings.job_arguments,
         new_data_trigger=not settings.emr, env=env)
     training.add_stack_dependency(storage, "imports the buckets by name")
+    emr_machine_arn: str | None = None  # failures of EMR runs reach the failure notifier too
     if settings.emr:
         emr_stack = EmrStack(app, f"{p}-emr", prefix=p, key=storage.key, table_arn=serving.table.table_arn,
                              table_name=serving.table.table_name, vpc=vpc,
                              db_secret_arn=analytics.secret.secret_arn if analytics.secret else None,
-                             input_prefix=input_prefix, log_retention=retention, env=env)
+                             db_security_group=analytics.security_group, input_prefix=input_prefix,
+                             workers=settings.glue_workers, timeout_minutes=settings.glue_timeout_minutes,
+                             job_arguments=settings.job_arguments, trigger_batch_size=settings.trigger_batch_size,
+                             trigger_batch_window_s=settings.trigger_batch_window_s, log_retention=retention,
+                             env=env)
         emr_stack.add_stack_dependency(storage, "imports the buckets by name")
         stacks["emr"] = emr_stack
+        emr_machine_arn = emr_stack.state_machine.state_machine_arn
     monitoring = MonitoringStack(app, f"{p}-monitoring", prefix=p, key=storage.key, job_name=training.job.job_name,
                                  api=serving.api, api_function=serving.api_function,
-                                 alarm_email=settings.alarm_email, log_retention=retention, env=env)
+                                 alarm_email=settings.alarm_email, log_retention=retention,
+                                 emr_state_machine_arn=emr_machine_arn, env=env)
     stacks.update({"storage": storage, "serving": serving, "analytics": analytics, "training": training,
                    "monitoring": monitoring})
     # cfn-lint's schemas reject Tags on these two types, although CDK renders them.

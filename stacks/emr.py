@@ -1,85 +1,130 @@
-"""EMR Serverless (opt-in): the same job code run with spark-submit, started by the same
-new-data event through a Step Functions state machine that waits for the run to finish."""
+"""EMR Serverless (opt-in): the same job, role and arguments as the Glue job, run with spark-submit
+on Python 3.11 (a custom image), started by batched new-data events through a Step Functions
+state machine that waits for the run to finish."""
 
 from __future__ import annotations
 
-from aws_cdk import AssetHashType, Duration, RemovalPolicy, Stack
+import re
+
+from aws_cdk import CfnOutput, CfnRule, CfnRuleAssertion, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_emrserverless as emr
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_pipes as pipes
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.constructs import ROOT, VENDORED, LocalCopy, bundling
+from stacks import names
+from stacks.constructs import ROOT
 from stacks.nag import acknowledge
 from stacks.network import ExistingVpc, resolve_vpc
+from stacks.recommender_job import RecommenderJob
 from stacks.storage import RAW_PREFIXES, bucket_name
 
-EMR_RELEASE = "emr-7.9.0"  # Spark 3.5 and Python 3.9+, like Glue 5.1's Spark 3.5
+EMR_RELEASE = "emr-7.9.0"  # Spark 3.5, like Glue 5.1's Spark 3.5.6
+# emr-7.x runs PySpark with Python 3.9 by default; the job needs 3.11. The newest releases that ship
+# 3.11 by default (emr-spark-8.x) bring Spark 4 and Scala 2.13, which would break parity with Glue 5.1
+# (Spark 3.5.6, the pinned local pyspark). So the application runs a custom image: the same release
+# plus Python 3.11 and the job's binary dependencies (emr_image/Dockerfile), set as PYSPARK_PYTHON.
+# https://docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/application-custom-image.html
+EMR_IMAGE_DIR = ROOT / "emr_image"
+EMR_PYTHON = "/usr/bin/python3.11"
+# CDK publishes image assets to the bootstrap repository, whose policy lets emr-serverless.amazonaws.com
+# pull from bootstrap version 27 on (aws/aws-cdk-cli#112); an older bootstrap would deploy an
+# application that cannot pull its image, so the stack refuses it (run `cdk bootstrap` again).
+MIN_BOOTSTRAP_FOR_EMR_IMAGES = 27
+# EventBridge Pipes waits at most 300 s to fill an SQS batch:
+# https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeSourceSqsQueueParameters.html
+PIPE_MAX_BATCH_WINDOW_S = 300
+
+
+def pinned(package: str) -> str:
+    """The version requirements.txt pins for `package`: the image installs what the job is tested with."""
+    match = re.search(rf"^{re.escape(package)}==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M | re.I)
+    if not match:
+        raise RuntimeError(f"requirements.txt pins no {package}")
+    return match[1]
 
 
 class EmrStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, table_arn: str, table_name: str,
-                 vpc: ec2.IVpc | ExistingVpc, db_secret_arn: str | None, input_prefix: str,
-                 log_retention: logs.RetentionDays, **kwargs: object) -> None:
+                 vpc: ec2.IVpc | ExistingVpc, db_secret_arn: str | None,
+                 db_security_group: ec2.ISecurityGroup | None, input_prefix: str, workers: int,
+                 timeout_minutes: int, job_arguments: dict[str, str], trigger_batch_size: int,
+                 trigger_batch_window_s: int, log_retention: logs.RetentionDays, **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         vpc = resolve_vpc(self, vpc)
         raw = s3.Bucket.from_bucket_name(self, "Raw", bucket_name(prefix, "raw"))
-        curated = s3.Bucket.from_bucket_name(self, "Curated", bucket_name(prefix, "curated"))
-        artifacts = s3.Bucket.from_bucket_name(self, "Artifacts", bucket_name(prefix, "artifacts"))
 
         group = ec2.SecurityGroup(self, "SparkSecurityGroup", vpc=vpc, allow_all_outbound=True,
                                   description="EMR Serverless workers: to Aurora and AWS endpoints")
+        if db_security_group is not None:
+            # Declared here, like the Glue job's rule: the analytics stack must not depend on this one.
+            ec2.CfnSecurityGroupIngress(self, "DbFromEmr", group_id=db_security_group.security_group_id,
+                                        source_security_group_id=group.security_group_id, ip_protocol="tcp",
+                                        from_port=3306, to_port=3306, description="EMR job publishes to Aurora")
+        image = ecr_assets.DockerImageAsset(
+            self, "Image", directory=str(EMR_IMAGE_DIR), platform=ecr_assets.Platform.LINUX_AMD64,
+            build_args={"NUMPY_VERSION": pinned("numpy"), "BOTO3_VERSION": pinned("boto3")})
         app = emr.CfnApplication(
             self, "Application", name=f"{prefix}-recommender", release_label=EMR_RELEASE, type="SPARK",
+            architecture="X86_64", image_configuration=emr.CfnApplication.ImageConfigurationInputProperty(
+                image_uri=image.image_uri),
             auto_stop_configuration=emr.CfnApplication.AutoStopConfigurationProperty(
                 enabled=True, idle_timeout_minutes=15),
             maximum_capacity=emr.CfnApplication.MaximumAllowedResourcesProperty(cpu="64 vCPU", memory="256 GB"),
+            # One training at a time, like the Glue job's max_concurrent_runs=1: later runs queue
+            # (the longest queue EMR allows) instead of overlapping.
+            # https://docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/applications-concurrency-queuing.html
+            scheduler_configuration=emr.CfnApplication.SchedulerConfigurationProperty(
+                max_concurrent_runs=1, queue_timeout_minutes=720),
             network_configuration=emr.CfnApplication.NetworkConfigurationProperty(
                 subnet_ids=[s.subnet_id for s in vpc.isolated_subnets], security_group_ids=[group.security_group_id]))
+        CfnRule(self, "BootstrapAllowsEmrImages", assertions=[CfnRuleAssertion(
+            assert_=Fn.condition_not(Fn.condition_contains(
+                [str(v) for v in range(1, MIN_BOOTSTRAP_FOR_EMR_IMAGES)], Fn.ref("BootstrapVersion"))),
+            assert_description=f"EMR Serverless pulls its image from the CDK bootstrap repository, which allows "
+                               f"it from bootstrap version {MIN_BOOTSTRAP_FOR_EMR_IMAGES}: run `cdk bootstrap`.")])
 
-        job_role = iam.Role(self, "JobRole", assumed_by=iam.ServicePrincipal("emr-serverless.amazonaws.com"),
-                            description="The recommender on EMR Serverless: same grants as the Glue job")
-        raw.grant_read(job_role)
-        curated.grant_read_write(job_role)
-        artifacts.grant_read_write(job_role)
-        key.grant_encrypt_decrypt(job_role)
-        job_role.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
-                     "dynamodb:DescribeTable"], resources=[table_arn]))
-        if db_secret_arn:
-            job_role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
-                                                       resources=[db_secret_arn]))
+        recommender = RecommenderJob(
+            self, "Recommender", prefix=prefix, assumed_by=iam.ServicePrincipal("emr-serverless.amazonaws.com"),
+            description="The recommender on EMR Serverless: the Glue job's grants", key=key, table_name=table_name,
+            table_arn=table_arn, db_secret_arn=db_secret_arn, input_prefix=input_prefix, workers=workers,
+            job_arguments=job_arguments)
+        job_role = recommender.role
         script = s3_assets.Asset(self, "Script", path=str(ROOT / "glue_jobs" / "glue_entry.py"))
-        package = s3_assets.Asset(self, "Package", path=str(ROOT / "glue_jobs"), asset_hash_type=AssetHashType.OUTPUT,
-                                  bundling=bundling(LocalCopy(None, whole_package=True, vendored=VENDORED)))
         script.grant_read(job_role)
-        package.grant_read(job_role)
-
-        arguments = ["--input", raw.s3_url_for_object(input_prefix), "--runs-root", curated.s3_url_for_object(),
-                     "--dynamodb-table", table_name, "--checkpoint-dir", artifacts.s3_url_for_object("tmp/checkpoints"),
-                     *(["--aurora-secret-arn", db_secret_arn] if db_secret_arn else [])]
+        spark_conf = {"spark.emr-serverless.driverEnv.PYSPARK_PYTHON": EMR_PYTHON,
+                      "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": EMR_PYTHON,
+                      "spark.executorEnv.PYSPARK_PYTHON": EMR_PYTHON}
         run = sfn.CustomState(self, "RunRecommender", state_json={
             "Type": "Task", "Resource": "arn:aws:states:::emr-serverless:startJobRun.sync",
             "Parameters": {
                 "ApplicationId": app.attr_application_id, "ExecutionRoleArn": job_role.role_arn,
-                "Name": "recommender",
+                "Name": "recommender", "ExecutionTimeoutMinutes": timeout_minutes,
                 "JobDriver": {"SparkSubmit": {
-                    "EntryPoint": script.s3_object_url, "EntryPointArguments": arguments,
-                    "SparkSubmitParameters": f"--py-files {package.s3_object_url}"}}},
+                    "EntryPoint": script.s3_object_url, "EntryPointArguments": recommender.argv(),
+                    "SparkSubmitParameters": " ".join(
+                        [f"--py-files {recommender.package.s3_object_url}",
+                         *(f"--conf {k}={v}" for k, v in spark_conf.items())])}}},
             "Retry": [{"ErrorEquals": ["States.TaskFailed"], "MaxAttempts": 0}]})
         log_group = logs.LogGroup(self, "StateMachineLogs", retention=log_retention, encryption_key=key,
                                   removal_policy=RemovalPolicy.DESTROY)
         self.state_machine = sfn.StateMachine(
             self, "Training", state_machine_name=f"{prefix}-emr-training",
-            definition_body=sfn.DefinitionBody.from_chainable(run), timeout=Duration.hours(6), tracing_enabled=True,
+            definition_body=sfn.DefinitionBody.from_chainable(run),
+            # a queued run waits up to 12 h, then runs up to timeout_minutes
+            timeout=Duration.minutes(720 + timeout_minutes), tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False))
+        CfnOutput(self, names.OUTPUT_STATE_MACHINE, value=self.state_machine.state_machine_arn)  # for make smoke
         app_arn = self.format_arn(service="emr-serverless", resource="/applications",
                                   resource_name=app.attr_application_id)
         self.state_machine.add_to_role_policy(iam.PolicyStatement(
@@ -91,24 +136,41 @@ class EmrStack(Stack):
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
             resources=[self.format_arn(service="events", resource="rule",
                                        resource_name="StepFunctionsGetEventsForEMRServerlessJobRule")]))
-        events.Rule(self, "RawObjectCreated", description="New ratings start the EMR Serverless training run",
+
+        # New data is batched like the Glue EVENT trigger (size, window) before a run starts:
+        # EventBridge rule -> SQS queue -> EventBridge Pipe (batch) -> one execution per batch.
+        dead_letters = sqs.Queue(self, "NewDataDeadLetters", encryption=sqs.QueueEncryption.KMS,
+                                 encryption_master_key=key, enforce_ssl=True, retention_period=Duration.days(14))
+        new_data = sqs.Queue(
+            self, "NewData", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True,
+            # longer than a batch window plus the pipe's call, so no message is seen twice in a batch
+            visibility_timeout=Duration.seconds(PIPE_MAX_BATCH_WINDOW_S + 60),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dead_letters, max_receive_count=3))
+        events.Rule(self, "RawObjectCreated", description="New ratings in the raw bucket, batched for EMR training",
                     event_pattern=events.EventPattern(
                         source=["aws.s3"], detail_type=["Object Created"],
                         detail={"bucket": {"name": [raw.bucket_name]},
                                 "object": {"key": [{"prefix": p} for p in RAW_PREFIXES]}}),
-                    targets=[targets.SfnStateMachine(self.state_machine)])
+                    targets=[targets.SqsQueue(new_data, retry_attempts=8)])
+        pipe_role = iam.Role(self, "PipeRole", assumed_by=iam.ServicePrincipal("pipes.amazonaws.com"),
+                             description="Reads batches of new-data events and starts the EMR training")
+        new_data.grant_consume_messages(pipe_role)
+        self.state_machine.grant_start_execution(pipe_role)
+        pipes.CfnPipe(
+            self, "NewDataBatches", name=f"{prefix}-emr-new-data", role_arn=pipe_role.role_arn,
+            description="A batch of new-data events starts one EMR training run",
+            source=new_data.queue_arn, target=self.state_machine.state_machine_arn,
+            source_parameters=pipes.CfnPipe.PipeSourceParametersProperty(
+                sqs_queue_parameters=pipes.CfnPipe.PipeSourceSqsQueueParametersProperty(
+                    batch_size=trigger_batch_size,
+                    # Glue waits up to trigger_batch_window_s (<= 900 s) after the first event; a pipe
+                    # waits at most 300 s, so longer windows are shortened to 300 s.
+                    maximum_batching_window_in_seconds=min(trigger_batch_window_s, PIPE_MAX_BATCH_WINDOW_S))),
+            target_parameters=pipes.CfnPipe.PipeTargetParametersProperty(
+                # a standard state machine is started asynchronously: the pipe does not wait for the run
+                step_function_state_machine_parameters=pipes.CfnPipe.PipeTargetStateMachineParametersProperty(
+                    invocation_type="FIRE_AND_FORGET")))
 
-        reason = "Scoped to this application's job runs, this project's buckets and key; the wildcard " \
-                 "covers object keys, run ids or the object-level variants of one action."
-        for finding in ("Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*",
-                        "Action::s3:DeleteObject*", "Action::s3:Abort*", "Action::kms:GenerateDataKey*",
-                        "Action::kms:ReEncrypt*"):
-            acknowledge(job_role, f"AwsSolutions-IAM5[{finding}]", reason)
-        for purpose in ("raw", "curated", "artifacts"):
-            acknowledge(job_role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{prefix}-{purpose}-"
-                        "<AWS::AccountId>-<AWS::Region>/*]", reason)
-        acknowledge(job_role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
-                    "<AWS::AccountId>-<AWS::Region>/*]", "Read-only, for the script and package CDK uploads there.")
         acknowledge(self.state_machine, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:emr-serverless:"
                     "<AWS::Region>:<AWS::AccountId>:/applications/<Application.ApplicationId>/jobruns/*]",
                     "Job runs of this one application: their ids exist only once a run starts.")

@@ -24,7 +24,8 @@ from stacks.nag import acknowledge
 class MonitoringStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, job_name: str,
                  api: apigw.HttpApi, api_function: lambda_.IFunction, alarm_email: str | None,
-                 log_retention: logs.RetentionDays, **kwargs: object) -> None:
+                 log_retention: logs.RetentionDays, emr_state_machine_arn: str | None = None,
+                 **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         self.topic = sns.Topic(self, "Failures", topic_name=f"{prefix}-failures", master_key=key,
                                enforce_ssl=True, display_name="Recommender pipeline failures")
@@ -48,6 +49,14 @@ class MonitoringStack(Stack):
                         source=["aws.glue"], detail_type=["Glue Job State Change"],
                         detail={"jobName": [job_name], "state": ["FAILED", "TIMEOUT", "ERROR"]}),
                     targets=[targets.LambdaFunction(notifier.function, retry_attempts=2)])
+        if emr_state_machine_arn:
+            # An EMR Serverless run ends its Step Functions execution as FAILED, TIMED_OUT or ABORTED.
+            events.Rule(self, "EmrTrainingFailed", description="A recommender EMR Serverless run did not succeed",
+                        event_pattern=events.EventPattern(
+                            source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
+                            detail={"stateMachineArn": [emr_state_machine_arn],
+                                    "status": ["FAILED", "TIMED_OUT", "ABORTED"]}),
+                        targets=[targets.LambdaFunction(notifier.function, retry_attempts=2)])
         acknowledge(notifier.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
                     "service-role/AWSLambdaBasicExecutionRole]",
                     "AWS's basic execution policy only lets the function write its own logs.")

@@ -1,21 +1,22 @@
-"""Training: the Glue 5.1 PySpark job from glue_jobs/, its security configuration, and the
-workflow that runs it when new ratings land (EventBridge -> EVENT trigger) or on a schedule."""
+"""Training: the Glue 5.1 PySpark job from glue_jobs/, its security configuration, the workflow
+that runs it when new ratings land (EventBridge -> EVENT trigger), and its optional schedule."""
 
 from __future__ import annotations
 
-from aws_cdk import AssetHashType, Duration, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from stacks.constructs import ROOT, VENDORED, GlueWorkflowTarget, LocalCopy, bundling
+from stacks import names
+from stacks.constructs import ROOT, GlueWorkflowTarget
 from stacks.nag import acknowledge
 from stacks.network import ExistingVpc, resolve_vpc
+from stacks.recommender_job import RecommenderJob
 from stacks.storage import RAW_PREFIXES, bucket_name
 
 WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
@@ -32,21 +33,19 @@ class TrainingStack(Stack):
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         vpc = resolve_vpc(self, vpc)
         raw = s3.Bucket.from_bucket_name(self, "Raw", bucket_name(prefix, "raw"))
-        curated = s3.Bucket.from_bucket_name(self, "Curated", bucket_name(prefix, "curated"))
-        artifacts = s3.Bucket.from_bucket_name(self, "Artifacts", bucket_name(prefix, "artifacts"))
-        self.role = iam.Role(self, "JobRole", assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
-                             description="The recommender Glue job: reads raw, writes curated and the table")
+        recommender = RecommenderJob(
+            self, "Recommender", prefix=prefix, assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            description="The recommender Glue job: reads raw, writes curated and the table", key=key,
+            table_name=table_name, table_arn=table_arn, db_secret_arn=db_secret_arn, input_prefix=input_prefix,
+            workers=workers, job_arguments=job_arguments)
+        self.role = recommender.role
         self.role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSGlueServiceRole"))
-        raw.grant_read(self.role)
-        curated.grant_read_write(self.role)
-        artifacts.grant_read_write(self.role)
+        # With CloudWatch encryption in the security configuration, Glue associates the key with the
+        # job's log groups as the job role: https://docs.aws.amazon.com/glue/latest/dg/encryption-security-configuration.html
         self.role.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
-                     "dynamodb:DescribeTable"], resources=[table_arn]))
-        key.grant_encrypt_decrypt(self.role)
-        if db_secret_arn:
-            self.role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
-                                                        resources=[db_secret_arn]))
+            actions=["logs:AssociateKmsKey"],
+            resources=[self.format_arn(service="logs", resource="log-group", resource_name="/aws-glue/*",
+                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
 
         security = glue.SecurityConfiguration(
             self, "Security", security_configuration_name=f"{prefix}-job",
@@ -68,19 +67,7 @@ class TrainingStack(Stack):
             security_groups=[job_sg], network=glue.ConnectionNetwork.subnet(subnet),
             description="Runs the job inside the VPC so it reaches Aurora through private subnets")
 
-        package = s3_assets.Asset(
-            self, "JobPackage", path=str(ROOT / "glue_jobs"), asset_hash_type=AssetHashType.OUTPUT,
-            bundling=bundling(LocalCopy(None, whole_package=True, vendored=VENDORED)))
-        package.grant_read(self.role)
-        arguments = {
-            "--input": raw.s3_url_for_object(input_prefix),
-            "--runs-root": curated.s3_url_for_object(),
-            "--dynamodb-table": table_name,
-            "--checkpoint-dir": artifacts.s3_url_for_object("tmp/checkpoints"),
-            "--shuffle-partitions": str(max(8, workers * 8)),
-            **({"--aurora-secret-arn": db_secret_arn} if db_secret_arn else {}),
-            **job_arguments,
-        }
+        package = recommender.package
         self.job = glue.PySparkEtlJob(
             self, "Job", job_name=f"{prefix}-recommender", role=self.role,
             script=glue.Code.from_asset(str(ROOT / "glue_jobs" / "glue_entry.py")),
@@ -92,11 +79,12 @@ class TrainingStack(Stack):
             max_retries=0,
             extra_python_files=[glue.Code.from_bucket(package.bucket, package.s3_object_key)],
             max_concurrent_runs=1, security_configuration=security, connections=[connection],
-            default_arguments=arguments, job_run_queuing_enabled=True,
+            default_arguments=recommender.arguments, job_run_queuing_enabled=True,
             description="Trains bias-aware ALS and publishes top-N recommendations")
 
         self.workflow = glue.CfnWorkflow(self, "Workflow", name=f"{prefix}-training",
                                          description="Retrains when new ratings land", max_concurrent_runs=1)
+        CfnOutput(self, names.OUTPUT_WORKFLOW, value=self.workflow.ref)  # make smoke waits on its runs
         glue.CfnTrigger(self, "OnNewData", name=f"{prefix}-on-new-data", type="EVENT",
                         workflow_name=self.workflow.ref,
                         actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name)],
@@ -111,23 +99,16 @@ class TrainingStack(Stack):
                             "object": {"key": [{"prefix": p} for p in RAW_PREFIXES]}}),
                 targets=[GlueWorkflowTarget(self.workflow.ref)])  # type: ignore[list-item]
         if schedule:
+            # A workflow has exactly one start trigger (https://docs.aws.amazon.com/glue/latest/dg/
+            # workflows_overview.html), the EVENT one above: the schedule starts the job directly.
+            # The job's max_concurrent_runs=1 with run queuing keeps it from overlapping a new-data run.
             glue.CfnTrigger(self, "Scheduled", name=f"{prefix}-scheduled", type="SCHEDULED", schedule=schedule,
-                            start_on_creation=True, workflow_name=self.workflow.ref,
+                            start_on_creation=True, description="Retrains on a schedule, new data or not",
                             actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name)])
 
         acknowledge(self.role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                     "AWSGlueServiceRole]", "AWS's documented policy for Glue job roles (Glue's own API calls, "
                     "ENIs in the VPC, its logs); data access is granted separately and per bucket.")
-        for finding in ("Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*",
-                        "Action::s3:DeleteObject*", "Action::s3:Abort*", "Action::kms:GenerateDataKey*",
-                        "Action::kms:ReEncrypt*"):
-            acknowledge(self.role, f"AwsSolutions-IAM5[{finding}]",
-                        "CDK grant on this stack's own buckets and key only; the wildcard covers the "
-                        "object-level variants of one action, not other resources.")
-        for purpose in ("raw", "curated", "artifacts"):
-            acknowledge(self.role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{prefix}-{purpose}-"
-                        "<AWS::AccountId>-<AWS::Region>/*]",
-                        "Objects anywhere in the job's own bucket: it reads raw and writes whole runs.")
-        acknowledge(self.role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
-                    "<AWS::AccountId>-<AWS::Region>/*]",
-                    "Read-only, for the job's script and package, which CDK uploads as assets there.")
+        acknowledge(self.role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+                    "<AWS::AccountId>:log-group:/aws-glue/*]",
+                    "Glue names the job's log groups under /aws-glue/ itself; only AssociateKmsKey is granted.")

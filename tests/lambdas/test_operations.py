@@ -104,3 +104,31 @@ def test_failed_runs_become_readable_notifications(monkeypatch: pytest.MonkeyPat
         link = "#/job/recsys-dev-recommender/run/jr_abc123"
         for text in [*expected, "Run:    jr_abc123", "still being served", link]:
             assert text in body["Message"]
+
+
+STATES = "arn:aws:states:us-east-1:000000000000"
+EMR_EVENT = {"version": "0", "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+             "detail": {"executionArn": f"{STATES}:execution:recsys-prod-emr-training:x1",
+                        "stateMachineArn": f"{STATES}:stateMachine:recsys-prod-emr-training",
+                        "name": "x1", "status": "FAILED", "startDate": 1_700_000_000_000,
+                        "stopDate": 1_700_000_754_000, "error": "EMRServerless.JobRunFailed",
+                        "cause": "quality gate failed"}}
+
+
+def test_failed_emr_runs_become_readable_notifications(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The EMR runtime's failures arrive as Step Functions execution events: no Glue call is made."""
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="failures")["TopicArn"]
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        monkeypatch.setenv("TOPIC_ARN", topic)
+        notifier.handler(EMR_EVENT, LambdaContext(), glue=FakeGlue(None), sns=sns)
+        (msg,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+        body = json.loads(msg["Body"])
+        assert body["Subject"] == "Recommender training FAILED: recsys-prod-emr-training"
+        for text in ["EMRServerless.JobRunFailed: quality gate failed", "Ran for: 12 min 34 s", "still being served",
+                     "#/v2/executions/details/arn:aws:states:us-east-1:000000000000:execution:"]:
+            assert text in body["Message"]
