@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install demo test test-fast lint bench synth clean
+.PHONY: install demo test test-fast lint bench synth smoke clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test-fast: install  ## the tests that need no JVM
 
 synth: install  ## synthesise every stack with the real CDK CLI (offline, no credentials)
 	npx --no-install cdk synth -q $(if $(CDK_ENV),-c env=$(CDK_ENV),)
+
+# `make smoke` after `cdk deploy`; PREFIX defaults to recsys-$(CDK_ENV) (recsys-dev), e.g.
+# make smoke SMOKE_ARGS="--region eu-west-1 --cleanup --timeout 3600"
+smoke: $(STAMP)  ## check a deployment end to end in your account (uploads a small file: one training run)
+	$(PY) tools/smoke.py --prefix $(or $(PREFIX),recsys-$(or $(CDK_ENV),dev)) $(SMOKE_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

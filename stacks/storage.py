@@ -3,20 +3,22 @@ access-log bucket. TLS only, no public access, lifecycle rules, EventBridge on t
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks import names
+from stacks.encryption import allow_cloudwatch_logs
 from stacks.nag import acknowledge
 
-RAW_PREFIXES = ("ratings/", "dms/")  # uploads, and DMS's replication target
+RAW_PREFIXES = names.RAW_PREFIXES  # uploads, and DMS's replication target
 
 
 def bucket_name(prefix: str, purpose: str) -> str:
     """Deterministic names, so other stacks import buckets by name instead of by export (and
     their IAM policies name the bucket rather than a cross-stack token)."""
-    return f"{prefix}-{purpose}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+    return names.bucket_name(prefix, purpose, Aws.ACCOUNT_ID, Aws.REGION)
 
 
 class StorageStack(Stack):
@@ -26,12 +28,15 @@ class StorageStack(Stack):
         self.key = kms.Key(self, "DataKey", alias=f"alias/{prefix}-data", enable_key_rotation=True,
                            description="Encrypts the recommender's buckets, table, logs and job data",
                            removal_policy=removal)
+        # Every log group of the project (functions, API access, flow logs, Glue, EMR, Aurora) uses it.
+        allow_cloudwatch_logs(self.key)
         self.access_logs = s3.Bucket(
             self, "AccessLogs", encryption=s3.BucketEncryption.S3_MANAGED,  # log delivery cannot use KMS
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED, removal_policy=removal,
-            auto_delete_objects=not retain_data,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))])
+            auto_delete_objects=not retain_data, versioned=True,  # an overwritten or deleted log stays recoverable
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365),
+                                              noncurrent_version_expiration=Duration.days(30))])
         acknowledge(self.access_logs, "AwsSolutions-S1",
                     "This is the access-log bucket itself; logging it into itself would loop.")
 
@@ -58,3 +63,6 @@ class StorageStack(Stack):
         self.artifacts = bucket("Artifacts", lifecycle_rules=[
             s3.LifecycleRule(prefix="tmp/", expiration=Duration.days(7)),
             s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))])
+        # What `make smoke` (tools/smoke.py) finds the deployment by.
+        CfnOutput(self, names.OUTPUT_RAW_BUCKET, value=self.raw.bucket_name)
+        CfnOutput(self, names.OUTPUT_CURATED_BUCKET, value=self.curated.bucket_name)
