@@ -11,12 +11,23 @@ from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from glue_jobs.recommender.publish.aurora import MIGRATIONS
+from stacks import names
 from stacks.constructs import VENDORED, PythonFunction
 from stacks.nag import acknowledge
 from stacks.network import ExistingVpc, resolve_vpc
-from stacks.quicksight import QuickSightAnalytics
+from stacks.quicksight import SECRETS_MANAGER_ROLE, QuickSightAnalytics
 
 DATABASE_NAME = "recommender"
+# The one engine version: an LTS minor (3.10), with Serverless v2 (3.02.0+) and the Data API (3.07+).
+# What a Region can create today: aws rds describe-db-engine-versions --engine aurora-mysql
+AURORA_MYSQL_VERSION = rds.AuroraMysqlEngineVersion.VER_3_10_3
+# The log types the cluster exports; Aurora writes each to /aws/rds/cluster/<identifier>/<type>.
+EXPORTED_LOGS = ("error", "general", "slowquery", "audit")
+
+
+def cluster_identifier(prefix: str) -> str:
+    """Fixed (the exported log groups are named after it) and lower case, as RDS stores it."""
+    return f"{prefix}-aurora".lower()
 
 
 class AnalyticsStack(Stack):
@@ -28,9 +39,17 @@ class AnalyticsStack(Stack):
         vpc = resolve_vpc(self, vpc)
         self.security_group = ec2.SecurityGroup(self, "DbSecurityGroup", vpc=vpc, allow_all_outbound=False,
                                                 description="Aurora: reachable only from the job and schema setup")
+        identifier = cluster_identifier(prefix)
+        # Explicit groups (retention, the project's key) that Aurora exports into, instead of CDK's
+        # LogRetention function editing the groups RDS would create itself.
+        log_groups = [logs.LogGroup(self, f"AuroraLogs{log_type.capitalize()}",
+                                    log_group_name=f"/aws/rds/cluster/{identifier}/{log_type}",
+                                    retention=log_retention, encryption_key=key,
+                                    removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY)
+                      for log_type in EXPORTED_LOGS]
         self.cluster = rds.DatabaseCluster(
-            self, "Aurora", engine=rds.DatabaseClusterEngine.aurora_mysql(
-                version=rds.AuroraMysqlEngineVersion.VER_3_08_0),
+            self, "Aurora", engine=rds.DatabaseClusterEngine.aurora_mysql(version=AURORA_MYSQL_VERSION),
+            cluster_identifier=identifier,
             credentials=rds.Credentials.from_generated_secret("recommender_admin", encryption_key=key,
                                                               secret_name=f"{prefix}/aurora/admin"),
             default_database_name=DATABASE_NAME, writer=rds.ClusterInstance.serverless_v2("Writer"),
@@ -39,9 +58,10 @@ class AnalyticsStack(Stack):
             security_groups=[self.security_group], storage_encryption_key=key,
             iam_authentication=True, enable_data_api=True, deletion_protection=deletion_protection,
             backup=rds.BackupProps(retention=Duration.days(7 if not retain_data else 30)),
-            cloudwatch_logs_exports=["error", "general", "slowquery", "audit"],
-            cloudwatch_logs_retention=log_retention, port=3306,
+            cloudwatch_logs_exports=list(EXPORTED_LOGS), port=3306,
             removal_policy=RemovalPolicy.SNAPSHOT if retain_data else RemovalPolicy.DESTROY)
+        for log_group in log_groups:
+            self.cluster.node.default_child.node.add_dependency(log_group)  # type: ignore[union-attr]
         self.secret = self.cluster.secret
         self.cluster.add_rotation_single_user(automatically_after=Duration.days(30),
                                               vpc_subnets=ec2.SubnetSelection(
@@ -55,13 +75,6 @@ class AnalyticsStack(Stack):
             acknowledge(self.cluster, "AwsSolutions-RDS10",
                         "Deletion protection is off only in dev, which is meant to be torn down; "
                         "-c env=prod turns it on.")
-        acknowledge(self, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AWSLambdaBasicExecutionRole]",
-                    "CDK's log-retention helper (sets retention on the cluster's exported log groups) "
-                    "only writes its own logs with this policy.")
-        acknowledge(self, "AwsSolutions-IAM5[Resource::*]",
-                    "CDK's log-retention helper must act on log groups RDS creates at run time, whose "
-                    "ARNs are not known when the template is written.")
         self.schema_setup(key, vpc, log_retention)
         if quicksight_principal_arn and self.secret:
             # QuickSight reads the credentials with its own Secrets Manager role (enable Secrets
@@ -69,12 +82,18 @@ class AnalyticsStack(Stack):
             self.secret.add_to_resource_policy(iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"], resources=["*"],
                 principals=[iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/service-role/"
-                                             "aws-quicksight-secretsmanager-role-v0")]))
+                                             f"{SECRETS_MANAGER_ROLE}")]))
             self.quicksight = QuickSightAnalytics(
                 self, "QuickSight", prefix=prefix, principal_arn=quicksight_principal_arn, vpc=vpc,
                 cluster=self.cluster, db_security_group=self.security_group, secret_arn=self.secret.secret_arn,
-                key=key, database=DATABASE_NAME)
+                key=key, database=DATABASE_NAME, schema=self.node.find_child("Schema"),
+                writer=self.cluster.node.find_child("Writer"), log_retention=log_retention)
         CfnOutput(self, "ClusterEndpoint", value=self.cluster.cluster_endpoint.hostname)
+        # For Data API callers (make smoke): the ARNs, never the credentials themselves.
+        CfnOutput(self, names.OUTPUT_CLUSTER_ARN, value=self.cluster.cluster_arn)
+        if self.secret:
+            CfnOutput(self, names.OUTPUT_SECRET_ARN, value=self.secret.secret_arn)
+        CfnOutput(self, names.OUTPUT_DATABASE, value=DATABASE_NAME)
 
     def schema_setup(self, key: kms.IKey, vpc: ec2.IVpc, log_retention: logs.RetentionDays) -> None:
         """Runs the job's own migrations at deploy time (a custom resource), so dashboards have
@@ -84,7 +103,7 @@ class AnalyticsStack(Stack):
         self.security_group.add_ingress_rule(group, ec2.Port.tcp(3306), "Schema setup at deploy time")
         fn = PythonFunction(self, "SchemaSetup", name="schema_setup", key=key, log_retention=log_retention,
                             environment={"SECRET_ARN": self.secret.secret_arn if self.secret else ""},
-                            timeout_s=300, whole_package=True, vendored=VENDORED, vpc=vpc,
+                            timeout_s=300, whole_package=True, vendored=VENDORED, vpc=vpc, asynchronous=True,
                             security_groups=[group])
         if self.secret:
             # Explicit statements: secret.grant_read would also edit the storage stack's key policy

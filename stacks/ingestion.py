@@ -4,14 +4,17 @@ CDC) into the raw bucket, in exactly the CSV layout the job reads (contracts.DMS
 from __future__ import annotations
 
 import json
+from typing import cast
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_dms as dms
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from aws_cdk import custom_resources as cr
+from constructs import Construct, IConstruct
 
 from cdk_app.config import DmsSource
 from glue_jobs import contracts as c
@@ -20,6 +23,10 @@ from stacks.network import ExistingVpc, resolve_vpc
 from stacks.storage import bucket_name
 
 DMS_FOLDER = "dms"
+# DMS's answers that mean "already in the state asked for": starting a running replication, stopping a
+# stopped one (InvalidResourceStateFault), stopping one whose config is already gone (ResourceNotFoundFault).
+ALREADY_STARTED = "InvalidResourceStateFault"
+ALREADY_STOPPED = "InvalidResourceStateFault|ResourceNotFoundFault"
 
 
 def dms_input_prefix(source: DmsSource) -> str:
@@ -29,10 +36,11 @@ def dms_input_prefix(source: DmsSource) -> str:
 
 class IngestionStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, vpc: ec2.IVpc | ExistingVpc,
-                 source: DmsSource, multi_az: bool, **kwargs: object) -> None:
+                 source: DmsSource, multi_az: bool, log_retention: logs.RetentionDays, **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         vpc = resolve_vpc(self, vpc)
         raw = s3.Bucket.from_bucket_name(self, "Raw", bucket_name(prefix, "raw"))
+        vpc_role: iam.Role | None = None
         if source.create_service_roles:
             # Account-wide roles DMS looks up by name; create them only where they do not exist.
             vpc_role = iam.Role(self, "DmsVpcRole", role_name="dms-vpc-role",
@@ -89,6 +97,9 @@ class IngestionStack(Stack):
         subnets = dms.CfnReplicationSubnetGroup(
             self, "Subnets", replication_subnet_group_description="Private subnets for DMS Serverless",
             subnet_ids=[s.subnet_id for s in vpc.isolated_subnets])
+        if vpc_role is not None:
+            # DMS rejects the subnet group while dms-vpc-role does not exist, and nothing else orders them.
+            subnets.add_dependency(vpc_role.node.default_child)  # type: ignore[arg-type]
         group = ec2.SecurityGroup(self, "DmsSecurityGroup", vpc=vpc, allow_all_outbound=True,
                                   description="DMS Serverless: outbound to the source database and AWS APIs")
         mappings = {"rules": [
@@ -103,3 +114,29 @@ class IngestionStack(Stack):
                 max_capacity_units=4, min_capacity_units=1, multi_az=multi_az, kms_key_id=key.key_arn,
                 replication_subnet_group_id=subnets.ref, vpc_security_group_ids=[group.security_group_id]))
         self.input_prefix = dms_input_prefix(source)
+        self.start_replication(prefix, key, log_retention)
+
+    def start_replication(self, prefix: str, key: kms.IKey, log_retention: logs.RetentionDays) -> None:
+        """A replication config does nothing until StartReplication: start it after deploy (and again
+        if the config is replaced), stop it before the config is deleted. Both calls are idempotent."""
+        arn = self.replication.attr_replication_config_arn
+        CfnOutput(self, "ReplicationConfigArn", value=arn,
+                  description="aws dms describe-replications --filters Name=replication-config-arn,Values=<this>")
+        start = cr.AwsSdkCall(service="DatabaseMigrationService", action="startReplication",
+                              parameters={"ReplicationConfigArn": arn, "StartReplicationType": "start-replication"},
+                              physical_resource_id=cr.PhysicalResourceId.of(f"{prefix}-ratings-replication"),
+                              ignore_error_codes_matching=ALREADY_STARTED)
+        stop = cr.AwsSdkCall(service="DatabaseMigrationService", action="stopReplication",
+                             parameters={"ReplicationConfigArn": arn}, ignore_error_codes_matching=ALREADY_STOPPED)
+        log_group = logs.LogGroup(self, "StartReplicationLogs", retention=log_retention, encryption_key=key,
+                                  removal_policy=RemovalPolicy.DESTROY)
+        resource = cr.AwsCustomResource(
+            self, "StartReplication", resource_type="Custom::DmsStartReplication",
+            on_create=start, on_update=start, on_delete=stop, install_latest_aws_sdk=False, log_group=log_group,
+            policy=cr.AwsCustomResourcePolicy.from_statements([iam.PolicyStatement(
+                actions=["dms:StartReplication", "dms:StopReplication"], resources=[arn])]))
+        # The role of CDK's provider function (a Node.js runtime CDK picks).
+        acknowledge(cast(IConstruct, resource.grant_principal),
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole]",
+                    "CDK's AwsCustomResource function writes only its own logs with this policy.")

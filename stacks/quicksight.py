@@ -1,19 +1,24 @@
 """QuickSight (opt-in; needs a QuickSight subscription and a principal): a VPC connection to
-Aurora, an Aurora data source and an S3 manifest data source, and data sets for the latest
-recommendations (with artist names) and for the model-run history."""
+Aurora, an Aurora data source and an S3 manifest data source, data sets for the latest
+recommendations (with artist names) and the model-run history, and a dashboard over both."""
 
 from __future__ import annotations
 
-from aws_cdk import Aws
+import json
+
+from aws_cdk import Aws, CustomResource
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_quicksight as qs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from glue_jobs import contracts as c
+from glue_jobs.recommender.publish import files
+from stacks.constructs import PythonFunction
 from stacks.nag import acknowledge
 from stacks.storage import bucket_name
 
@@ -24,19 +29,43 @@ DATA_SET_ACTIONS = ["quicksight:DescribeDataSet", "quicksight:DescribeDataSetPer
                     "quicksight:DescribeIngestion", "quicksight:ListIngestions", "quicksight:UpdateDataSet",
                     "quicksight:DeleteDataSet", "quicksight:CreateIngestion", "quicksight:CancelIngestion",
                     "quicksight:UpdateDataSetPermissions"]
+# Owner of the dashboard: read, query, publish versions, share.
+DASHBOARD_ACTIONS = ["quicksight:DescribeDashboard", "quicksight:ListDashboardVersions",
+                     "quicksight:UpdateDashboardPermissions", "quicksight:QueryDashboard",
+                     "quicksight:UpdateDashboard", "quicksight:DeleteDashboard",
+                     "quicksight:DescribeDashboardPermissions", "quicksight:UpdateDashboardPublishedVersion"]
+# QuickSight creates this role when an admin enables Secrets Manager access (once per account).
+SECRETS_MANAGER_ROLE = "aws-quicksight-secretsmanager-role-v0"
+# A valid run id that sorts before every real one: the placeholder manifest points at its folder.
+PLACEHOLDER_RUN_ID = "00000000T000000Z-0000"
+
 LATEST_SQL = (f"SELECT r.{c.USER_ID}, r.{c.RANK}, r.{c.ARTIST_ID}, a.name AS {c.ARTIST_NAME}, r.{c.SCORE}, r.run_id "
               f"FROM {c.SQL_RECOMMENDATIONS} r LEFT JOIN {c.SQL_ARTISTS} a ON a.{c.ARTIST_ID} = r.{c.ARTIST_ID}")
-RUNS_SQL = f"SELECT run_id, status, started_at, finished_at, rows_loaded, metrics, counts FROM {c.SQL_MODEL_RUNS}"
+# model_runs.metrics is JSON text (publish/aurora.py); charts need numbers. JSON null (RMSE does
+# not apply to implicit feedback) becomes SQL NULL rather than 0.
+RUN_METRICS = (("rmse", "rmse"), ("baselines.bias_rmse", "bias_rmse"),
+               ("baselines.global_mean_rmse", "global_mean_rmse"))
+RUNS_SQL = ("SELECT run_id, status, started_at, finished_at, rows_loaded, metrics, counts, "
+            + ", ".join(f"CAST(NULLIF(JSON_UNQUOTE(JSON_EXTRACT(metrics, '$.{path}')), 'null') AS DECIMAL(12,6)) "
+                        f"AS {name}" for path, name in RUN_METRICS)
+            + f" FROM {c.SQL_MODEL_RUNS}")
 
 
 class QuickSightAnalytics(Construct):
+    """`schema` and `writer`: what the data sets' SQL needs to exist when QuickSight validates it at
+    creation (the schema custom resource, the cluster's writer instance)."""
+
     def __init__(self, scope: Construct, id_: str, *, prefix: str, principal_arn: str, vpc: ec2.IVpc,
                  cluster: rds.DatabaseCluster, db_security_group: ec2.ISecurityGroup, secret_arn: str,
-                 key: kms.IKey, database: str) -> None:
+                 key: kms.IKey, database: str, schema: IConstruct, writer: IConstruct,
+                 log_retention: logs.RetentionDays) -> None:
         super().__init__(scope, id_)
         group = ec2.SecurityGroup(self, "SecurityGroup", vpc=vpc, allow_all_outbound=True,
                                   description="QuickSight network interfaces: to Aurora only")
         db_security_group.add_ingress_rule(group, ec2.Port.tcp(3306), "QuickSight dashboards read Aurora")
+        # QuickSight's network interfaces are not stateful: the database's replies come back to
+        # random ports and need their own inbound rule.
+        group.add_ingress_rule(db_security_group, ec2.Port.all_tcp(), "Aurora's replies to QuickSight")
         vpc_role = iam.Role(self, "VpcConnectionRole", assumed_by=iam.ServicePrincipal("quicksight.amazonaws.com"),
                             description="QuickSight manages its network interfaces in the VPC")
         vpc_role.add_to_policy(iam.PolicyStatement(
@@ -49,7 +78,15 @@ class QuickSightAnalytics(Construct):
             self, "VpcConnection", aws_account_id=Aws.ACCOUNT_ID, vpc_connection_id=f"{prefix}-aurora",
             name=f"{prefix}-aurora", role_arn=vpc_role.role_arn, security_group_ids=[group.security_group_id],
             subnet_ids=[s.subnet_id for s in vpc.isolated_subnets])
+        connection.node.add_dependency(vpc_role)  # its policy, before QuickSight creates interfaces
 
+        # The secret is encrypted with the project's key: QuickSight's Secrets Manager role reads it
+        # only with kms:Decrypt. A policy attached to the role by name (the key policy already
+        # delegates to IAM), so the key's stack needs no change and no principal that may not exist.
+        secrets_role = iam.Role.from_role_name(self, "SecretsManagerRole", SECRETS_MANAGER_ROLE)
+        secret_key_access = iam.Policy(self, "SecretsManagerRoleKeyAccess", roles=[secrets_role], statements=[
+            iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn], conditions={
+                "StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}})])
         aurora_source = qs.CfnDataSource(
             self, "AuroraSource", aws_account_id=Aws.ACCOUNT_ID, data_source_id=f"{prefix}-aurora",
             name=f"{prefix} recommendations (Aurora)", type="AURORA",
@@ -62,6 +99,8 @@ class QuickSightAnalytics(Construct):
             ssl_properties=qs.CfnDataSource.SslPropertiesProperty(disable_ssl=False),
             permissions=[qs.CfnDataSource.ResourcePermissionProperty(principal=principal_arn,
                                                                      actions=DATA_SOURCE_ACTIONS)])
+        # Creating the source connects with the secret's credentials.
+        aurora_source.node.add_dependency(secret_key_access, writer)
 
         curated = s3.Bucket.from_bucket_name(self, "Curated", bucket_name(prefix, "curated"))
         s3_role = iam.Role(self, "ManifestReaderRole", assumed_by=iam.ServicePrincipal("quicksight.amazonaws.com"),
@@ -72,7 +111,7 @@ class QuickSightAnalytics(Construct):
             acknowledge(s3_role, f"AwsSolutions-IAM5[{finding}]", "Read-only variants of one action on one bucket.")
         acknowledge(s3_role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{prefix}-curated-"
                     "<AWS::AccountId>-<AWS::Region>/*]", "The manifest always points at the newest run's folder.")
-        qs.CfnDataSource(
+        manifest_source = qs.CfnDataSource(
             self, "ManifestSource", aws_account_id=Aws.ACCOUNT_ID, data_source_id=f"{prefix}-latest-csv",
             name=f"{prefix} latest run (S3)", type="S3",
             data_source_parameters=qs.CfnDataSource.DataSourceParametersProperty(
@@ -82,9 +121,13 @@ class QuickSightAnalytics(Construct):
                     role_arn=s3_role.role_arn)),
             permissions=[qs.CfnDataSource.ResourcePermissionProperty(principal=principal_arn,
                                                                      actions=DATA_SOURCE_ACTIONS)])
+        # QuickSight reads the manifest when the source is created, long before the first run
+        # writes one: a valid placeholder first, and the reader role's policy.
+        manifest_source.node.add_dependency(
+            self.manifest_placeholder(curated, key, log_retention), s3_role)
 
         def data_set(id_: str, name: str, sql: str, columns: list[tuple[str, str]]) -> qs.CfnDataSet:
-            return qs.CfnDataSet(
+            created = qs.CfnDataSet(
                 self, id_, aws_account_id=Aws.ACCOUNT_ID, data_set_id=f"{prefix}-{id_.lower()}", name=name,
                 import_mode="DIRECT_QUERY",
                 physical_table_map={"table": qs.CfnDataSet.PhysicalTableProperty(
@@ -93,10 +136,103 @@ class QuickSightAnalytics(Construct):
                         columns=[qs.CfnDataSet.InputColumnProperty(name=n, type=t) for n, t in columns]))},
                 permissions=[qs.CfnDataSet.ResourcePermissionProperty(principal=principal_arn,
                                                                       actions=DATA_SET_ACTIONS)])
+            # DIRECT_QUERY custom SQL is checked against the tables when the data set is created.
+            created.node.add_dependency(schema, writer)
+            return created
 
         self.latest = data_set("LatestRecommendations", f"{prefix} latest recommendations", LATEST_SQL, [
             (c.USER_ID, "INTEGER"), (c.RANK, "INTEGER"), (c.ARTIST_ID, "INTEGER"), (c.ARTIST_NAME, "STRING"),
             (c.SCORE, "DECIMAL"), ("run_id", "STRING")])
         self.runs = data_set("ModelRuns", f"{prefix} model runs", RUNS_SQL, [
             ("run_id", "STRING"), ("status", "STRING"), ("started_at", "DATETIME"), ("finished_at", "DATETIME"),
-            ("rows_loaded", "INTEGER"), ("metrics", "STRING"), ("counts", "STRING")])
+            ("rows_loaded", "INTEGER"), ("metrics", "STRING"), ("counts", "STRING"),
+            *((name, "DECIMAL") for _, name in RUN_METRICS)])
+        self.dashboard = self.recommendations_dashboard(prefix, principal_arn)
+
+    def manifest_placeholder(self, curated: s3.IBucket, key: kms.IKey,
+                             log_retention: logs.RetentionDays) -> CustomResource:
+        """Writes, only where nothing exists yet, the manifest the job writes on publish (its own
+        builder, pointed at a placeholder run) and a header-only CSV under that run's prefix."""
+        root = curated.s3_url_for_object()
+        csv_key = f"{c.RUNS_PREFIX}/{PLACEHOLDER_RUN_ID}/{c.RECOMMENDATIONS_CSV_DIR}/{c.RECOMMENDATIONS_CSV_FILE}"
+        objects = [
+            {"Key": c.QUICKSIGHT_MANIFEST_FILE, "ContentType": "application/json",
+             "Body": json.dumps(files.quicksight_manifest(root, PLACEHOLDER_RUN_ID), indent=2)},
+            {"Key": csv_key, "ContentType": "text/csv", "Body": ",".join(c.RECOMMENDATION_COLUMNS) + "\n"}]
+        fn = PythonFunction(self, "ManifestPlaceholderFunction", name="manifest_placeholder", environment={},
+                            log_retention=log_retention, key=key, timeout_s=60, asynchronous=True)
+        fn.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[curated.arn_for_objects(o["Key"]) for o in objects]))
+        # The curated bucket encrypts new objects with the project's key.
+        fn.function.add_to_role_policy(iam.PolicyStatement(actions=["kms:GenerateDataKey"], resources=[key.key_arn]))
+        acknowledge(fn.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole]", "AWS's policy for a function's own logs.")
+        acknowledge(fn.function, "AwsSolutions-IAM5[Resource::*]", "X-Ray tracing accepts no resource but *.")
+        return CustomResource(self, "ManifestPlaceholder", service_token=fn.function.function_arn,
+                              resource_type="Custom::QuickSightManifestPlaceholder",
+                              properties={"Bucket": curated.bucket_name, "Objects": objects})
+
+    def recommendations_dashboard(self, prefix: str, principal_arn: str) -> qs.CfnDashboard:
+        """What an analyst opens: the latest recommendations with artist names (table), the artists
+        recommended to most users (bar chart), and each run's test RMSE against the bias and global
+        mean baselines over time (line chart)."""
+        d = qs.CfnDashboard
+        latest, runs = "latest", "runs"
+
+        def column(data_set: str, name: str) -> qs.CfnDashboard.ColumnIdentifierProperty:
+            return d.ColumnIdentifierProperty(data_set_identifier=data_set, column_name=name)
+
+        def title(text: str) -> qs.CfnDashboard.VisualTitleLabelOptionsProperty:
+            return d.VisualTitleLabelOptionsProperty(format_text=d.ShortFormatTextProperty(plain_text=text))
+
+        def measure(field_id: str, data_set: str, name: str, aggregation: str) -> qs.CfnDashboard.MeasureFieldProperty:
+            return d.MeasureFieldProperty(numerical_measure_field=d.NumericalMeasureFieldProperty(
+                field_id=field_id, column=column(data_set, name),
+                aggregation_function=d.NumericalAggregationFunctionProperty(simple_numerical_aggregation=aggregation)))
+
+        table_columns = (c.USER_ID, c.RANK, c.ARTIST_NAME, c.SCORE, "run_id")
+        table = d.VisualProperty(table_visual=d.TableVisualProperty(
+            visual_id="latest-recommendations", title=title("Latest recommendations"),
+            chart_configuration=d.TableConfigurationProperty(
+                field_wells=d.TableFieldWellsProperty(table_unaggregated_field_wells=d.TableUnaggregatedFieldWellsProperty(
+                    values=[d.UnaggregatedFieldProperty(field_id=f"latest-{name}", column=column(latest, name))
+                            for name in table_columns])),
+                sort_configuration=d.TableSortConfigurationProperty(row_sort=[
+                    d.FieldSortOptionsProperty(field_sort=d.FieldSortProperty(field_id=f"latest-{name}",
+                                                                              direction="ASC"))
+                    for name in (c.USER_ID, c.RANK)]))))
+        bar = d.VisualProperty(bar_chart_visual=d.BarChartVisualProperty(
+            visual_id="top-artists", title=title("Top recommended artists (users recommended each)"),
+            chart_configuration=d.BarChartConfigurationProperty(
+                orientation="HORIZONTAL",
+                field_wells=d.BarChartFieldWellsProperty(bar_chart_aggregated_field_wells=d.BarChartAggregatedFieldWellsProperty(
+                    category=[d.DimensionFieldProperty(categorical_dimension_field=d.CategoricalDimensionFieldProperty(
+                        field_id="top-artist", column=column(latest, c.ARTIST_NAME)))],
+                    values=[measure("top-users", latest, c.USER_ID, "DISTINCT_COUNT")])),
+                sort_configuration=d.BarChartSortConfigurationProperty(
+                    category_sort=[d.FieldSortOptionsProperty(field_sort=d.FieldSortProperty(
+                        field_id="top-users", direction="DESC"))],
+                    category_items_limit=d.ItemsLimitConfigurationProperty(items_limit=20,
+                                                                           other_categories="EXCLUDE")))))
+        line = d.VisualProperty(line_chart_visual=d.LineChartVisualProperty(
+            visual_id="run-rmse", title=title("Model runs: test RMSE against the baselines"),
+            chart_configuration=d.LineChartConfigurationProperty(
+                type="LINE",
+                field_wells=d.LineChartFieldWellsProperty(line_chart_aggregated_field_wells=d.LineChartAggregatedFieldWellsProperty(
+                    category=[d.DimensionFieldProperty(date_dimension_field=d.DateDimensionFieldProperty(
+                        field_id="run-started", column=column(runs, "started_at"), date_granularity="DAY"))],
+                    values=[measure(f"run-{name}", runs, name, "AVERAGE") for _, name in RUN_METRICS])))))
+        layout = d.LayoutProperty(configuration=d.LayoutConfigurationProperty(
+            grid_layout=d.GridLayoutConfigurationProperty(elements=[
+                d.GridLayoutElementProperty(element_id=visual_id, element_type="VISUAL", column_span=span, row_span=12)
+                for visual_id, span in (("latest-recommendations", 36), ("top-artists", 18), ("run-rmse", 18))])))
+        return qs.CfnDashboard(
+            self, "Dashboard", aws_account_id=Aws.ACCOUNT_ID, dashboard_id=f"{prefix}-recommendations",
+            name=f"{prefix} recommendations",
+            definition=d.DashboardVersionDefinitionProperty(
+                data_set_identifier_declarations=[
+                    d.DataSetIdentifierDeclarationProperty(identifier=latest, data_set_arn=self.latest.attr_arn),
+                    d.DataSetIdentifierDeclarationProperty(identifier=runs, data_set_arn=self.runs.attr_arn)],
+                sheets=[d.SheetDefinitionProperty(sheet_id="recommendations", name="Recommendations",
+                                                  visuals=[table, bar, line], layouts=[layout])]),
+            permissions=[d.ResourcePermissionProperty(principal=principal_arn, actions=DASHBOARD_ACTIONS)])
