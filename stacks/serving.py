@@ -89,6 +89,10 @@ class ServingStack(Stack):
             actions=["s3:GetObject"],
             resources=[curated.arn_for_objects(c.LATEST_FILE),
                        curated.arn_for_objects(f"{c.RUNS_PREFIX}/*/{c.SUCCESS_MARKER}")]))
+        # A run that was never published has no _SUCCESS: S3 reports the missing key as such
+        # (404, which the code turns into a clear refusal) only to a caller that may list the bucket.
+        fn.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"],
+                                                           resources=[curated.bucket_arn]))
         fn.function.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:PutObject"],
             resources=[curated.arn_for_objects(c.LATEST_FILE), curated.arn_for_objects(c.QUICKSIGHT_MANIFEST_FILE)]))
