@@ -30,8 +30,17 @@ test: install  ## every test (unit + Spark + end to end)
 test-fast: install  ## the tests that need no JVM
 	$(PY) -m pytest -m "not spark"
 
-synth: install  ## synthesise every stack with the real CDK CLI (offline, no credentials)
-	npx --no-install cdk synth -q $(if $(CDK_ENV),-c env=$(CDK_ENV),)
+PROD_ALL_OPTIONS := cdk_app/examples/prod-all-options.json
+
+# Offline, no credentials: dev defaults, then prod with every option on (cdk-nag runs in both).
+# `make synth CDK_ENV=prod` synthesises one environment with its defaults instead.
+synth: install  ## synthesise every stack with the real CDK CLI
+ifdef CDK_ENV
+	npx --no-install cdk synth -q -c env=$(CDK_ENV)
+else
+	npx --no-install cdk synth -q -o cdk.out/dev
+	npx --no-install cdk synth -q -o cdk.out/prod-all-options -c settingsFile=$(PROD_ALL_OPTIONS)
+endif
 
 # `make smoke` after `cdk deploy`; PREFIX defaults to recsys-$(CDK_ENV) (recsys-dev), e.g.
 # make smoke SMOKE_ARGS="--region eu-west-1 --cleanup --timeout 3600"

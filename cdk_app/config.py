@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 
@@ -117,8 +118,25 @@ def _coerce(value: Any, like: Any) -> Any:
     return value
 
 
+def _falling_back_to(get: Any, values: dict[str, Any]) -> Any:
+    def lookup(key: str) -> Any:
+        value = get(key)
+        return values.get(key) if value is None else value
+    return lookup
+
+
 def settings_from_context(get: Any) -> Settings:
-    """`get(key)` returns a context value or None (App.node.try_get_context)."""
+    """`get(key)` returns a context value or None (App.node.try_get_context). With
+    `-c settingsFile=PATH`, a JSON object of context keys fills in what `-c` and cdk.json leave unset."""
+    path = get("settingsFile")
+    if path:
+        try:
+            from_file = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"settingsFile {path} is not a readable JSON object: {exc}") from exc
+        if not isinstance(from_file, dict):
+            raise SettingsError(f"settingsFile {path} must hold a JSON object of context keys")
+        get = _falling_back_to(get, from_file)
     env_name = get("env") or "dev"
     if env_name not in DEFAULTS:
         raise SettingsError(f"-c env must be one of {', '.join(DEFAULTS)}, got {env_name!r}")
@@ -145,5 +163,5 @@ def settings_from_context(get: Any) -> Settings:
                                 "tables, secretArn)") from exc
     job_args = get("jobArguments")
     if job_args:
-        changes["job_arguments"] = dict(job_args)
+        changes["job_arguments"] = dict(json.loads(job_args) if isinstance(job_args, str) else job_args)
     return replace(base, **changes)

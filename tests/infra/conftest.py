@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-PROD_CONTEXT: dict[str, Any] = {
-    "env": "prod", "apiAuth": "jwt", "jwtIssuer": "https://auth.example.com/", "jwtAudience": "recs-api",
-    "schedule": "cron(0 3 * * ? *)", "alarmEmail": "ops@example.com", "emr": "true",
-    "jobArguments": {"--top-n": "10"},
-    "quicksightPrincipalArn": "arn:aws:quicksight:eu-west-1:000000000000:group/default/analysts",
-    "vpcId": "vpc-0123456789abcdef0", "vpcAzs": "eu-west-1a,eu-west-1b",
-    "vpcSubnetIds": "subnet-0123456789abcdef1,subnet-0123456789abcdef2",
-    "dms": {"engine": "mysql", "host": "ratings-db.internal.example.com", "port": 3306, "database": "music",
-            "tables": ["ratings"], "createServiceRoles": True,
-            "secretArn": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:ratings-db-AbCdEf"},
-}
+# Prod with every option on: the same file `make synth` hands the CDK CLI (-c settingsFile=...).
+PROD_SETTINGS_FILE = Path(__file__).resolve().parents[2] / "cdk_app" / "examples" / "prod-all-options.json"
+PROD_CONTEXT: dict[str, Any] = json.loads(PROD_SETTINGS_FILE.read_text())
 
 
 @dataclass

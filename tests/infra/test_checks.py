@@ -102,15 +102,27 @@ def test_settings_validate_context() -> None:
     assert settings_from_context({"apiReservedConcurrency": "0"}.get).api_reserved_concurrency == 0
     with pytest.raises(SettingsError, match="apiReservedConcurrency must be 0 \\(no cap\\) to 900, got 950"):
         settings_from_context({"apiReservedConcurrency": "950"}.get)
+    from_file = settings_from_context({"settingsFile": "cdk_app/examples/prod-all-options.json",
+                                       "glueWorkers": "3"}.get)
+    assert from_file.env_name == "prod" and from_file.emr and from_file.glue_workers == 3  # -c wins over the file
+    assert from_file.job_arguments == {"--top-n": "10"} and from_file.dms is not None
+    with pytest.raises(SettingsError, match="settingsFile nowhere.json is not a readable JSON object"):
+        settings_from_context({"settingsFile": "nowhere.json"}.get)
     with pytest.raises(SettingsError, match="dms context lacks 'secretArn'"):
         settings_from_context({"dms": {"engine": "mysql", "host": "h", "port": 3306, "database": "d",
                                        "tables": ["ratings"]}}.get)
 
 
 @pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "cdk").exists(), reason="run `make install` (npm ci)")
-def test_the_real_cdk_cli_synthesizes_offline(tmp_path: Path) -> None:
-    result = subprocess.run(["npx", "--no-install", "cdk", "synth", "-q", "--output", str(tmp_path / "out")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600,
-                            env={**__import__("os").environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list((tmp_path / "out").glob("*.template.json"))) == 6
+def test_the_real_cdk_cli_synthesizes_offline_dev_and_prod_with_every_option(tmp_path: Path) -> None:
+    """What `make synth` runs: the CLI with cdk.json's app, and the settings file the suite's prod uses."""
+    from tests.infra.conftest import PROD_SETTINGS_FILE
+
+    for name, extra, stacks in (("dev", [], 6), ("prod", ["-c", f"settingsFile={PROD_SETTINGS_FILE}"], 7)):
+        result = subprocess.run(["npx", "--no-install", "cdk", "synth", "-q", "--output", str(tmp_path / name),
+                                 *extra], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                                env={**__import__("os").environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert len(list((tmp_path / name).glob("*.template.json"))) == stacks, name
+    prod_names = {p.name for p in (tmp_path / "prod").glob("*.template.json")}
+    assert {"recsys-prod-ingestion.template.json", "recsys-prod-emr.template.json"} <= prod_names
