@@ -47,6 +47,7 @@ class LocalCopy:
             # Same import path as in the repository: lambdas.<name>.handler
             shutil.copytree(self.folder, out / "lambdas" / self.folder.name, dirs_exist_ok=True, ignore=_IGNORE)
             shutil.copy2(LAMBDAS / "__init__.py", out / "lambdas" / "__init__.py")
+            shutil.copy2(LAMBDAS / "custom_resource.py", out / "lambdas" / "custom_resource.py")
         if self.whole_package:
             shutil.copytree(ROOT / "glue_jobs", out / "glue_jobs", ignore=_IGNORE, dirs_exist_ok=True)
         else:

@@ -9,13 +9,13 @@ Deleting the resource leaves the objects alone (the manifest then belongs to the
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+
+from lambdas import custom_resource
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -37,16 +37,7 @@ def put_if_absent(s3: Any, bucket: str, key: str, body: str, content_type: str) 
 
 
 def respond(event: dict[str, Any], status: str, reason: str, data: dict[str, Any]) -> None:
-    body = json.dumps({
-        "Status": status, "Reason": reason[:3000],
-        "PhysicalResourceId": event.get("PhysicalResourceId") or f"placeholder-{event['LogicalResourceId']}",
-        "StackId": event["StackId"], "RequestId": event["RequestId"],
-        "LogicalResourceId": event["LogicalResourceId"], "Data": data,
-    }).encode()
-    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",
-                                     headers={"content-type": "", "content-length": str(len(body))})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        log.info("response sent: %s", response.status)
+    custom_resource.respond(event, status, reason, data, id_prefix="placeholder")
 
 
 def handler(event: dict[str, Any], context: object, s3: Any = None) -> None:

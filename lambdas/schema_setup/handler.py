@@ -7,11 +7,11 @@ Deleting the resource leaves the database alone (its data outlives the stack's u
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import urllib.request
 from typing import Any
+
+from lambdas import custom_resource
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -28,16 +28,7 @@ def run_migrations(secret_arn: str) -> list[int]:
 
 
 def respond(event: dict[str, Any], status: str, reason: str, data: dict[str, Any]) -> None:
-    body = json.dumps({
-        "Status": status, "Reason": reason[:3000],
-        "PhysicalResourceId": event.get("PhysicalResourceId") or f"schema-{event['LogicalResourceId']}",
-        "StackId": event["StackId"], "RequestId": event["RequestId"],
-        "LogicalResourceId": event["LogicalResourceId"], "Data": data,
-    }).encode()
-    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",
-                                     headers={"content-type": "", "content-length": str(len(body))})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        log.info("response sent: %s", response.status)
+    custom_resource.respond(event, status, reason, data, id_prefix="schema")
 
 
 def handler(event: dict[str, Any], context: object,

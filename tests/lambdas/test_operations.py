@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,6 +83,23 @@ class FakeGlue:
         return {"JobRun": self.run}
 
 
+def failure_topic(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Callable[[], dict[str, Any]]]:
+    """Inside mock_aws: the failure topic (TOPIC_ARN set) with a queue subscribed, and a reader of
+    the one notification it received."""
+    sns = boto3.client("sns", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="failures")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("TOPIC_ARN", topic)
+
+    def inbox() -> dict[str, Any]:
+        (msg,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+        return json.loads(msg["Body"])  # type: ignore[no-any-return]
+    return sns, inbox
+
+
 @pytest.mark.parametrize("run, expected", [
     ({"ErrorMessage": "JobFailed: quality gate failed: rmse = 20.1 is not below 19.3", "StartedOn": "2026-11-29",
       "ExecutionTime": 754, "Attempt": 0}, ["rmse = 20.1 is not below 19.3", "Ran for: 12 min 34 s"]),
@@ -90,16 +108,9 @@ class FakeGlue:
 def test_failed_runs_become_readable_notifications(monkeypatch: pytest.MonkeyPatch, run: Any,
                                                    expected: list[str]) -> None:
     with mock_aws():
-        sns = boto3.client("sns", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        topic = sns.create_topic(Name="failures")["TopicArn"]
-        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        monkeypatch.setenv("TOPIC_ARN", topic)
+        sns, inbox = failure_topic(monkeypatch)
         notifier.handler(GLUE_EVENT, LambdaContext(), glue=FakeGlue(run), sns=sns)
-        (msg,) = sqs.receive_message(QueueUrl=queue)["Messages"]
-        body = json.loads(msg["Body"])
+        body = inbox()
         assert body["Subject"] == "Recommender training FAILED: recsys-dev-recommender"
         link = "#/job/recsys-dev-recommender/run/jr_abc123"
         for text in [*expected, "Run:    jr_abc123", "still being served", link]:
@@ -118,16 +129,9 @@ EMR_EVENT = {"version": "0", "detail-type": "Step Functions Execution Status Cha
 def test_failed_emr_runs_become_readable_notifications(monkeypatch: pytest.MonkeyPatch) -> None:
     """The EMR runtime's failures arrive as Step Functions execution events: no Glue call is made."""
     with mock_aws():
-        sns = boto3.client("sns", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        topic = sns.create_topic(Name="failures")["TopicArn"]
-        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        monkeypatch.setenv("TOPIC_ARN", topic)
+        sns, inbox = failure_topic(monkeypatch)
         notifier.handler(EMR_EVENT, LambdaContext(), glue=FakeGlue(None), sns=sns)
-        (msg,) = sqs.receive_message(QueueUrl=queue)["Messages"]
-        body = json.loads(msg["Body"])
+        body = inbox()
         assert body["Subject"] == "Recommender training FAILED: recsys-prod-emr-training"
         for text in ["EMRServerless.JobRunFailed: quality gate failed", "Ran for: 12 min 34 s", "still being served",
                      "#/v2/executions/details/arn:aws:states:us-east-1:000000000000:execution:"]:
