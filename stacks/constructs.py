@@ -19,6 +19,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.nag import acknowledge
+
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "lambdas"
 SHARED = (ROOT / "glue_jobs" / "__init__.py", ROOT / "glue_jobs" / "contracts.py")
@@ -105,6 +107,14 @@ class PythonFunction(Construct):
             environment=environment, timeout=Duration.seconds(timeout_s), memory_size=memory_mb,
             log_group=self.log_group, tracing=lambda_.Tracing.ACTIVE, architecture=lambda_.Architecture.ARM_64,
             dead_letter_queue=self.dead_letters, reserved_concurrent_executions=reserved_concurrency)
+        if self.dead_letters is not None:
+            # Lambda sends to the dead-letter queue as the function's role; the queue is encrypted,
+            # so the role needs the key as well as sqs:SendMessage.
+            self.dead_letters.grant_send_messages(self.function)
+            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+                acknowledge(self.function, f"AwsSolutions-IAM5[Action::{action}]",
+                            "CDK's grant to send to the function's own encrypted dead-letter queue, on this "
+                            "project's key only.")
 
 
 @jsii.implements(events.IRuleTarget)

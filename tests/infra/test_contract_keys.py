@@ -187,8 +187,10 @@ def asynchronously_invoked(built: Built) -> dict[Ref, str]:
 def test_every_asynchronously_invoked_function_keeps_failed_events(variant: Built) -> None:
     """After its retries Lambda drops a failed asynchronous event unless the function has a
     dead-letter queue or an on-failure destination
-    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html); the function's
-    role must be able to send to it."""
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html). Lambda sends
+    as the function's role, so the role needs sqs:SendMessage and, for an encrypted queue,
+    kms:GenerateDataKey and kms:Decrypt on its key
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html)."""
     ours = own_functions(variant)
     invoked = {ref: why for ref, why in asynchronously_invoked(variant).items() if ref in ours}
     assert invoked, "no asynchronously invoked function found: the rule would check nothing"
@@ -202,22 +204,28 @@ def test_every_asynchronously_invoked_function_keeps_failed_events(variant: Buil
         if dlq:
             queue = resolve(variant, ref.stack, dlq)
             assert queue is not None and queue.resource(variant)["Properties"].get("KmsMasterKeyId"), ref
+            key = resolve(variant, queue.stack, queue.resource(variant)["Properties"]["KmsMasterKeyId"])
             role = resolve(variant, ref.stack, props["Role"])
-            granted = [s for r, p in resources_of(variant, "AWS::IAM::Policy")
-                       if any(resolve(variant, r.stack, x) == role for x in p["Properties"].get("Roles", []))
-                       for s in statements(p["Properties"]["PolicyDocument"])
-                       if allows(s, "sqs:SendMessage") and any(resolve(variant, r.stack, x) == queue
-                                                               for x in as_list(s["Resource"]))]
-            assert granted, f"{ref.logical_id}'s role cannot send to its dead-letter queue"
+            role_statements = [(r, s) for r, p in resources_of(variant, "AWS::IAM::Policy")
+                               if any(resolve(variant, r.stack, x) == role for x in p["Properties"].get("Roles", []))
+                               for s in statements(p["Properties"]["PolicyDocument"])]
+            for action, resource in (("sqs:SendMessage", queue), ("kms:GenerateDataKey", key), ("kms:Decrypt", key)):
+                assert any(allows(s, action) and any(resolve(variant, r.stack, x) == resource
+                                                     for x in as_list(s["Resource"]))
+                           for r, s in role_statements), f"{ref.logical_id}'s role lacks {action} for its DLQ"
 
 
 def test_reserved_concurrency_caps_the_api_and_fits_the_account_quota(variant: Built) -> None:
-    """The API function has a cap; all caps together leave the 100 unreserved executions Lambda
-    insists on, within the default quota of 1,000 (otherwise the function fails to create:
+    """The API function has the configured cap (prod: on; dev: off, since a new account's quota can
+    be below 100 + any cap); all caps together leave the 100 unreserved executions Lambda insists
+    on, within the default quota of 1,000 (otherwise the function fails to create:
     https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html)."""
     ours = own_functions(variant)
     api = [fn for fn in ours.values() if fn["Properties"]["Handler"].startswith("lambdas.recommendations_api.")]
-    assert len(api) == 1 and api[0]["Properties"].get("ReservedConcurrentExecutions", 0) > 0
+    assert len(api) == 1
+    assert api[0]["Properties"].get("ReservedConcurrentExecutions", 0) == variant.settings.api_reserved_concurrency
+    if variant.settings.env_name == "prod":
+        assert variant.settings.api_reserved_concurrency > 0
     reserved = sum(fn["Properties"].get("ReservedConcurrentExecutions", 0)
                    for _, fn in resources_of(variant, "AWS::Lambda::Function"))
     assert reserved <= LAMBDA_DEFAULT_CONCURRENCY - LAMBDA_UNRESERVED_MINIMUM
