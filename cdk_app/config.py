@@ -20,6 +20,10 @@ class SettingsError(ValueError):
 # unreserved (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
 LAMBDA_DEFAULT_CONCURRENCY = 1000
 LAMBDA_UNRESERVED_MINIMUM = 100
+# A Glue EVENT trigger's batch: 1..100 events, 1..900 s
+# (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-jobs-trigger.html#aws-glue-api-jobs-trigger-EventBatchingCondition).
+GLUE_MAX_BATCH_SIZE = 100
+GLUE_MAX_BATCH_WINDOW_S = 900
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class Settings:
     api_auth: str = "iam"  # iam | jwt
     # Cap on the API function's concurrent executions (protects the table and the bill); 0 = no cap.
     # Lambda keeps 100 of the account's concurrency unreserved, so the cap must fit under quota - 100.
-    api_reserved_concurrency: int = 50
+    api_reserved_concurrency: int = 0
     jwt_issuer: str | None = None
     jwt_audience: tuple[str, ...] = ()
     alarm_email: str | None = None
@@ -77,6 +81,11 @@ class Settings:
             problems.append("apiAuth jwt needs jwtIssuer and jwtAudience")
         if self.vpc_id and (not self.vpc_azs or len(self.vpc_subnet_ids) != len(self.vpc_azs)):
             problems.append("vpcId needs vpcAzs and one vpcSubnetIds entry per AZ (no lookup is made)")
+        if not 1 <= self.trigger_batch_size <= GLUE_MAX_BATCH_SIZE:
+            problems.append(f"triggerBatchSize must be 1 to {GLUE_MAX_BATCH_SIZE}, got {self.trigger_batch_size}")
+        if not 1 <= self.trigger_batch_window_s <= GLUE_MAX_BATCH_WINDOW_S:
+            problems.append(f"triggerBatchWindowSeconds must be 1 to {GLUE_MAX_BATCH_WINDOW_S}, "
+                            f"got {self.trigger_batch_window_s}")
         if self.log_retention_days not in (7, 14, 30, 90, 180, 365, 731):
             problems.append("logRetentionDays must be one of 7, 14, 30, 90, 180, 365, 731")
         most = LAMBDA_DEFAULT_CONCURRENCY - LAMBDA_UNRESERVED_MINIMUM

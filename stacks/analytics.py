@@ -79,7 +79,7 @@ class AnalyticsStack(Stack):
         if quicksight_principal_arn and self.secret:
             # QuickSight reads the credentials with its own Secrets Manager role (enable Secrets
             # Manager access in QuickSight's admin settings once per account).
-            self.secret.add_to_resource_policy(iam.PolicyStatement(
+            readable = self.secret.add_to_resource_policy(iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"], resources=["*"],
                 principals=[iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/service-role/"
                                              f"{SECRETS_MANAGER_ROLE}")]))
@@ -88,6 +88,8 @@ class AnalyticsStack(Stack):
                 cluster=self.cluster, db_security_group=self.security_group, secret_arn=self.secret.secret_arn,
                 key=key, database=DATABASE_NAME, schema=self.node.find_child("Schema"),
                 writer=self.cluster.node.find_child("Writer"), log_retention=log_retention)
+            if readable.policy_dependable is not None:  # QuickSight reads the secret when it creates the source
+                self.quicksight.node.find_child("AuroraSource").node.add_dependency(readable.policy_dependable)
         CfnOutput(self, "ClusterEndpoint", value=self.cluster.cluster_endpoint.hostname)
         # For Data API callers (make smoke): the ARNs, never the credentials themselves.
         CfnOutput(self, names.OUTPUT_CLUSTER_ARN, value=self.cluster.cluster_arn)

@@ -169,7 +169,10 @@ class EmrStack(Stack):
             target_parameters=pipes.CfnPipe.PipeTargetParametersProperty(
                 # a standard state machine is started asynchronously: the pipe does not wait for the run
                 step_function_state_machine_parameters=pipes.CfnPipe.PipeTargetStateMachineParametersProperty(
-                    invocation_type="FIRE_AND_FORGET")))
+                    invocation_type="FIRE_AND_FORGET"),
+                # The run reads the whole input prefix, not the batch: pass each record's id only, so a
+                # batch of 100 stays far below Step Functions' 256 KiB input limit.
+                input_template='{"messageId": <$.messageId>}'))
 
         acknowledge(self.state_machine, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:emr-serverless:"
                     "<AWS::Region>:<AWS::AccountId>:/applications/<Application.ApplicationId>/jobruns/*]",

@@ -100,6 +100,9 @@ def test_settings_validate_context() -> None:
     with pytest.raises(SettingsError, match="vpcId needs vpcAzs"):
         settings_from_context({"vpcId": "vpc-1"}.get)
     assert settings_from_context({"apiReservedConcurrency": "0"}.get).api_reserved_concurrency == 0
+    with pytest.raises(SettingsError, match="triggerBatchSize must be 1 to 100, got 101; triggerBatchWindowSeconds "
+                                            "must be 1 to 900, got 0"):
+        settings_from_context({"triggerBatchSize": "101", "triggerBatchWindowSeconds": "0"}.get)
     with pytest.raises(SettingsError, match="apiReservedConcurrency must be 0 \\(no cap\\) to 900, got 950"):
         settings_from_context({"apiReservedConcurrency": "950"}.get)
     from_file = settings_from_context({"settingsFile": "cdk_app/examples/prod-all-options.json",
