@@ -99,7 +99,7 @@ class IngestionStack(Stack):
             subnet_ids=[s.subnet_id for s in vpc.isolated_subnets])
         if vpc_role is not None:
             # DMS rejects the subnet group while dms-vpc-role does not exist, and nothing else orders them.
-            subnets.add_dependency(vpc_role.node.default_child)  # type: ignore[arg-type]
+            subnets.node.add_dependency(vpc_role)
         group = ec2.SecurityGroup(self, "DmsSecurityGroup", vpc=vpc, allow_all_outbound=True,
                                   description="DMS Serverless: outbound to the source database and AWS APIs")
         mappings = {"rules": [
