@@ -119,9 +119,3 @@ class AnalyticsStack(Stack):
                                   properties={"SecretArn": self.secret.secret_arn if self.secret else "",
                                               "SchemaVersion": str(max(v for v, _ in MIGRATIONS))})
         resource.node.add_dependency(self.cluster)
-        for policy in ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole"):
-            acknowledge(fn.function, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                        f"{policy}]", "AWS's policies for a function's own logs and its network interfaces "
-                        "in the VPC.")
-        acknowledge(fn.function, "AwsSolutions-IAM5[Resource::*]",
-                    "X-Ray tracing and VPC network interfaces accept no resource but *.")

@@ -79,6 +79,12 @@ def function_code(name: str, *, whole_package: bool = False, vendored: tuple[str
                                                                vendored=vendored)))
 
 
+def encrypted_queue(scope: Construct, id_: str, *, key: kms.IKey, **extra: Any) -> sqs.Queue:
+    """A queue under the project's key that refuses plain HTTP (cdk-nag SQS2/SQS4)."""
+    return sqs.Queue(scope, id_, encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True,
+                     **extra)
+
+
 class PythonFunction(Construct):
     """A function from lambdas/<name>/handler.py with its own log group, retention and tracing.
 
@@ -96,9 +102,8 @@ class PythonFunction(Construct):
         super().__init__(scope, id_)
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, encryption_key=key,
                                        removal_policy=RemovalPolicy.DESTROY)
-        self.dead_letters = sqs.Queue(
-            self, "DeadLetters", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key,
-            enforce_ssl=True, retention_period=Duration.days(14)) if asynchronous else None
+        self.dead_letters = encrypted_queue(self, "DeadLetters", key=key, retention_period=Duration.days(14)) \
+            if asynchronous else None
         self.function = lambda_.Function(
             self, "Function", runtime=LAMBDA_RUNTIME, handler=f"lambdas.{name}.handler.handler",
             code=function_code(name, whole_package=whole_package, vendored=vendored),
@@ -107,6 +112,17 @@ class PythonFunction(Construct):
             environment=environment, timeout=Duration.seconds(timeout_s), memory_size=memory_mb,
             log_group=self.log_group, tracing=lambda_.Tracing.ACTIVE, architecture=lambda_.Architecture.ARM_64,
             dead_letter_queue=self.dead_letters, reserved_concurrent_executions=reserved_concurrency)
+        # What every such function holds, acknowledged once here rather than beside each function.
+        acknowledge(self.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole]", "AWS's basic execution policy only lets the function write its "
+                    "own logs.")
+        if vpc is not None:
+            acknowledge(self.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        "AWSLambdaVPCAccessExecutionRole]", "AWS's policy for the function's network interfaces in "
+                        "the VPC.")
+        acknowledge(self.function, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray tracing and VPC network interfaces accept no resource but *." if vpc is not None else
+                    "X-Ray tracing: PutTraceSegments and PutTelemetryRecords accept no resource but *.")
         if self.dead_letters is not None:
             # Lambda sends to the dead-letter queue as the function's role; the queue is encrypted,
             # so the role needs the key as well as sqs:SendMessage.

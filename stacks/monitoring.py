@@ -57,13 +57,8 @@ class MonitoringStack(Stack):
                             detail={"stateMachineArn": [emr_state_machine_arn],
                                     "status": ["FAILED", "TIMED_OUT", "ABORTED"]}),
                         targets=[targets.LambdaFunction(notifier.function, retry_attempts=2)])
-        acknowledge(notifier.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                    "service-role/AWSLambdaBasicExecutionRole]",
-                    "AWS's basic execution policy only lets the function write its own logs.")
         acknowledge(notifier.function, "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
                     "Publishing to the KMS-encrypted topic: CDK's grant on this project's key only.")
-        acknowledge(notifier.function, "AwsSolutions-IAM5[Resource::*]",
-                    "X-Ray tracing: PutTraceSegments and PutTelemetryRecords accept no resource but *.")
         failed_tasks = cw.Metric(namespace="Glue", metric_name="glue.driver.aggregate.numFailedTasks",
                                  dimensions_map={"JobName": job_name, "JobRunId": "ALL", "Type": "count"},
                                  statistic="Sum", period=Duration.hours(1))

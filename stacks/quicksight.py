@@ -165,9 +165,6 @@ class QuickSightAnalytics(Construct):
             actions=["s3:PutObject"], resources=[curated.arn_for_objects(o["Key"]) for o in objects]))
         # The curated bucket encrypts new objects with the project's key.
         fn.function.add_to_role_policy(iam.PolicyStatement(actions=["kms:GenerateDataKey"], resources=[key.key_arn]))
-        acknowledge(fn.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AWSLambdaBasicExecutionRole]", "AWS's policy for a function's own logs.")
-        acknowledge(fn.function, "AwsSolutions-IAM5[Resource::*]", "X-Ray tracing accepts no resource but *.")
         return CustomResource(self, "ManifestPlaceholder", service_token=fn.function.function_arn,
                               resource_type="Custom::QuickSightManifestPlaceholder",
                               properties={"Bucket": curated.bucket_name, "Objects": objects})

@@ -65,11 +65,6 @@ class ServingStack(Stack):
             format='{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
                    '"route":"$context.routeKey","status":"$context.status",'
                    '"latencyMs":"$context.responseLatency","error":"$context.error.message"}')
-        acknowledge(api_fn.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                    "service-role/AWSLambdaBasicExecutionRole]",
-                    "AWS's basic execution policy only lets the function write its own logs.")
-        acknowledge(api_fn.function, "AwsSolutions-IAM5[Resource::*]",
-                    "X-Ray tracing: PutTraceSegments and PutTelemetryRecords accept no resource but *.")
         self.rollback_function = self.rollback(prefix, key, log_retention)
         CfnOutput(self, "ApiUrl", value=self.api.api_endpoint)
         CfnOutput(self, "TableName", value=self.table.table_name)
@@ -98,11 +93,6 @@ class ServingStack(Stack):
             resources=[curated.arn_for_objects(c.LATEST_FILE), curated.arn_for_objects(c.QUICKSIGHT_MANIFEST_FILE)]))
         fn.function.add_to_role_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"],
                                                            resources=[key.key_arn]))
-        acknowledge(fn.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                    "service-role/AWSLambdaBasicExecutionRole]",
-                    "AWS's basic execution policy only lets the function write its own logs.")
-        acknowledge(fn.function, "AwsSolutions-IAM5[Resource::*]",
-                    "X-Ray tracing: PutTraceSegments and PutTelemetryRecords accept no resource but *.")
         acknowledge(fn.function, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{prefix}-curated-"
                     f"<AWS::AccountId>-<AWS::Region>/{c.RUNS_PREFIX}/*/{c.SUCCESS_MARKER}]",
                     "Reads only the completion marker of whichever run the operator names.")
