@@ -9,6 +9,7 @@ from aws_cdk import aws_logs as logs
 from cdk_nag import AwsSolutionsChecks
 
 from cdk_app.config import Settings, settings_from_context
+from stacks import names
 from stacks.analytics import AnalyticsStack
 from stacks.emr import EmrStack
 from stacks.ingestion import IngestionStack, dms_input_prefix
@@ -46,7 +47,7 @@ def build(app: App, settings: Settings) -> dict[str, Stack]:
                                min_acu=settings.aurora_min_acu, max_acu=settings.aurora_max_acu,
                                log_retention=retention, quicksight_principal_arn=settings.quicksight_principal_arn,
                                env=env)
-    input_prefix = "ratings/"
+    input_prefix = names.RATINGS_PREFIX
     if settings.dms:
         ingestion = IngestionStack(app, f"{p}-ingestion", prefix=p, key=storage.key, vpc=vpc, source=settings.dms,
                                    multi_az=settings.deletion_protection, log_retention=retention, env=env)

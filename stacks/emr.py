@@ -23,11 +23,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks import names
-from stacks.constructs import ROOT
+from stacks.constructs import ROOT, encrypted_queue
 from stacks.nag import acknowledge
-from stacks.network import ExistingVpc, resolve_vpc
-from stacks.recommender_job import RecommenderJob
-from stacks.storage import RAW_PREFIXES, bucket_name
+from stacks.network import ExistingVpc, admit_to_database, resolve_vpc
+from stacks.recommender_job import RecommenderJob, new_data_pattern
+from stacks.storage import bucket_name
 
 EMR_RELEASE = "emr-7.9.0"  # Spark 3.5, like Glue 5.1's Spark 3.5.6
 # emr-7.x runs PySpark with Python 3.9 by default; the job needs 3.11. The newest releases that ship
@@ -67,10 +67,8 @@ class EmrStack(Stack):
         group = ec2.SecurityGroup(self, "SparkSecurityGroup", vpc=vpc, allow_all_outbound=True,
                                   description="EMR Serverless workers: to Aurora and AWS endpoints")
         if db_security_group is not None:
-            # Declared here, like the Glue job's rule: the analytics stack must not depend on this one.
-            ec2.CfnSecurityGroupIngress(self, "DbFromEmr", group_id=db_security_group.security_group_id,
-                                        source_security_group_id=group.security_group_id, ip_protocol="tcp",
-                                        from_port=3306, to_port=3306, description="EMR job publishes to Aurora")
+            admit_to_database(self, "DbFromEmr", database=db_security_group, client=group,
+                              description="EMR job publishes to Aurora")
         image = ecr_assets.DockerImageAsset(
             self, "Image", directory=str(EMR_IMAGE_DIR), platform=ecr_assets.Platform.LINUX_AMD64,
             build_args={"NUMPY_VERSION": pinned("numpy"), "BOTO3_VERSION": pinned("boto3")})
@@ -139,18 +137,14 @@ class EmrStack(Stack):
 
         # New data is batched like the Glue EVENT trigger (size, window) before a run starts:
         # EventBridge rule -> SQS queue -> EventBridge Pipe (batch) -> one execution per batch.
-        dead_letters = sqs.Queue(self, "NewDataDeadLetters", encryption=sqs.QueueEncryption.KMS,
-                                 encryption_master_key=key, enforce_ssl=True, retention_period=Duration.days(14))
-        new_data = sqs.Queue(
-            self, "NewData", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True,
+        dead_letters = encrypted_queue(self, "NewDataDeadLetters", key=key, retention_period=Duration.days(14))
+        new_data = encrypted_queue(
+            self, "NewData", key=key,
             # longer than a batch window plus the pipe's call, so no message is seen twice in a batch
             visibility_timeout=Duration.seconds(PIPE_MAX_BATCH_WINDOW_S + 60),
             dead_letter_queue=sqs.DeadLetterQueue(queue=dead_letters, max_receive_count=3))
         events.Rule(self, "RawObjectCreated", description="New ratings in the raw bucket, batched for EMR training",
-                    event_pattern=events.EventPattern(
-                        source=["aws.s3"], detail_type=["Object Created"],
-                        detail={"bucket": {"name": [raw.bucket_name]},
-                                "object": {"key": [{"prefix": p} for p in RAW_PREFIXES]}}),
+                    event_pattern=new_data_pattern(raw),
                     targets=[targets.SqsQueue(new_data, retry_attempts=8)])
         pipe_role = iam.Role(self, "PipeRole", assumed_by=iam.ServicePrincipal("pipes.amazonaws.com"),
                              description="Reads batches of new-data events and starts the EMR training")

@@ -31,6 +31,15 @@ class ExistingVpc:
     subnet_ids: tuple[str, ...]
 
 
+def admit_to_database(scope: Construct, id_: str, *, database: ec2.ISecurityGroup, client: ec2.ISecurityGroup,
+                      description: str) -> None:
+    """An ingress rule on the database's group for one client, declared in the client's stack: the
+    rule belongs to whoever needs access, and the analytics stack must not depend on its clients."""
+    ec2.CfnSecurityGroupIngress(scope, id_, group_id=database.security_group_id,
+                                source_security_group_id=client.security_group_id, ip_protocol="tcp",
+                                from_port=3306, to_port=3306, description=description)
+
+
 def resolve_vpc(scope: Construct, vpc: ec2.IVpc | ExistingVpc) -> ec2.IVpc:
     if isinstance(vpc, ExistingVpc):
         return ec2.Vpc.from_vpc_attributes(scope, "ExistingVpc", vpc_id=vpc.vpc_id, availability_zones=list(vpc.azs),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import AssetHashType
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -11,7 +12,15 @@ from constructs import Construct
 
 from stacks.constructs import ROOT, VENDORED, LocalCopy, bundling
 from stacks.nag import acknowledge
-from stacks.storage import bucket_name
+from stacks.storage import RAW_PREFIXES, bucket_name
+
+
+def new_data_pattern(raw: s3.IBucket) -> events.EventPattern:
+    """New objects under the raw bucket's upload and DMS prefixes: what starts a training run on
+    either runtime."""
+    return events.EventPattern(source=["aws.s3"], detail_type=["Object Created"],
+                               detail={"bucket": {"name": [raw.bucket_name]},
+                                       "object": {"key": [{"prefix": p} for p in RAW_PREFIXES]}})
 
 
 def shuffle_partitions(workers: int) -> int:

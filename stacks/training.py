@@ -15,9 +15,9 @@ from constructs import Construct
 from stacks import names
 from stacks.constructs import ROOT, GlueWorkflowTarget
 from stacks.nag import acknowledge
-from stacks.network import ExistingVpc, resolve_vpc
-from stacks.recommender_job import RecommenderJob
-from stacks.storage import RAW_PREFIXES, bucket_name
+from stacks.network import ExistingVpc, admit_to_database, resolve_vpc
+from stacks.recommender_job import RecommenderJob, new_data_pattern
+from stacks.storage import bucket_name
 
 WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
                 "G.8X": glue.WorkerType.G_8X}
@@ -56,11 +56,8 @@ class TrainingStack(Stack):
                                    description="Glue job ENIs: Spark needs all ports between its own workers")
         job_sg.add_ingress_rule(job_sg, ec2.Port.all_tcp(), "Spark traffic between the job's own workers")
         if db_security_group is not None:
-            # Declared here, not on the database's group: the rule belongs to whoever needs access,
-            # and the analytics stack must not depend on this one.
-            ec2.CfnSecurityGroupIngress(self, "DbFromJob", group_id=db_security_group.security_group_id,
-                                        source_security_group_id=job_sg.security_group_id, ip_protocol="tcp",
-                                        from_port=3306, to_port=3306, description="Glue job publishes to Aurora")
+            admit_to_database(self, "DbFromJob", database=db_security_group, client=job_sg,
+                              description="Glue job publishes to Aurora")
         subnet = vpc.isolated_subnets[0]
         connection = glue.Connection(
             self, "VpcConnection", type=glue.ConnectionType.NETWORK, connection_name=f"{prefix}-vpc",
@@ -93,10 +90,7 @@ class TrainingStack(Stack):
         if new_data_trigger:  # off when EMR Serverless is the runtime that new data starts
             events.Rule(
                 self, "RawObjectCreated", description="New ratings in the raw bucket start the training workflow",
-                event_pattern=events.EventPattern(
-                    source=["aws.s3"], detail_type=["Object Created"],
-                    detail={"bucket": {"name": [raw.bucket_name]},
-                            "object": {"key": [{"prefix": p} for p in RAW_PREFIXES]}}),
+                event_pattern=new_data_pattern(raw),
                 targets=[GlueWorkflowTarget(self.workflow.ref)])  # type: ignore[list-item]
         if schedule:
             # A workflow has exactly one start trigger (https://docs.aws.amazon.com/glue/latest/dg/
