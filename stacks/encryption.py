@@ -12,11 +12,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 
-# Services that publish to a topic and whether the key policy may name the publishing account.
-# EventBridge's KMS requests carry no aws:SourceAccount, so a condition on it would drop every event
-# (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions).
-PUBLISHERS = {"cloudwatch.amazonaws.com": True, "events.amazonaws.com": False}
-
 
 def allow_cloudwatch_logs(key: kms.IKey) -> None:
     """CloudWatch Logs uses the key for the log groups of this account and region only
@@ -34,7 +29,10 @@ def allow_publisher(topic: sns.Topic, key: kms.IKey, service: str) -> None:
     """Lets an AWS service publish to an encrypted topic: sns:Publish in the topic policy (which
     `enforce_ssl` otherwise leaves holding only a Deny), kms:Decrypt and kms:GenerateDataKey* in the
     key policy (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html
-    #compatibility-with-aws-services)."""
+    #compatibility-with-aws-services), both for this account only. Not for EventBridge: its KMS
+    requests carry no aws:SourceAccount, so that condition would drop every event
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions);
+    CDK's event targets grant it without one."""
     account = {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
     topic.add_to_resource_policy(iam.PolicyStatement(
         sid=f"{service.split('.')[0].capitalize()}Publishes", principals=[iam.ServicePrincipal(service)],
@@ -42,4 +40,4 @@ def allow_publisher(topic: sns.Topic, key: kms.IKey, service: str) -> None:
     key.add_to_resource_policy(iam.PolicyStatement(
         sid=f"{service.split('.')[0].capitalize()}PublishesToEncryptedTopics",
         principals=[iam.ServicePrincipal(service)], actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-        resources=["*"], conditions=account if PUBLISHERS[service] else None))
+        resources=["*"], conditions=account))

@@ -55,14 +55,13 @@ def handler(event: dict[str, Any], context: Any, glue: Any = None, sns: Any = No
     detail = event.get("detail", {})
     if event.get("source") == "aws.states":
         subject, message = describe_execution(detail, region)
-        (sns or boto3.client("sns")).publish(TopicArn=os.environ["TOPIC_ARN"], Subject=subject, Message=message)
-        return {"subject": subject}
-    run = None
-    try:
-        run = (glue or boto3.client("glue")).get_job_run(
-            JobName=detail["jobName"], RunId=detail["jobRunId"], PredecessorsIncluded=False)["JobRun"]
-    except Exception:  # the notification matters more than its details
-        logger.exception("could not read the job run; notifying with the event's details only")
-    subject, message = describe(detail, run, region)
+    else:
+        run = None
+        try:
+            run = (glue or boto3.client("glue")).get_job_run(
+                JobName=detail["jobName"], RunId=detail["jobRunId"], PredecessorsIncluded=False)["JobRun"]
+        except Exception:  # the notification matters more than its details
+            logger.exception("could not read the job run; notifying with the event's details only")
+        subject, message = describe(detail, run, region)
     (sns or boto3.client("sns")).publish(TopicArn=os.environ["TOPIC_ARN"], Subject=subject, Message=message)
     return {"subject": subject}
