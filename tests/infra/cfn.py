@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from tests.infra.conftest import Built
@@ -39,6 +40,14 @@ def resources_of(built: Built, kind: str) -> Iterator[tuple[Ref, dict[str, Any]]
         for logical_id, resource in template(built, stack)["Resources"].items():
             if resource["Type"] == kind:
                 yield Ref(stack, logical_id), resource
+
+
+def the_one(built: Built, kind: str, stack: str | None = None, **properties: Any) -> tuple[Ref, dict[str, Any]]:
+    """The single resource of a type (in one stack, with these property values), or a failed assertion."""
+    found = [(ref, r) for ref, r in resources_of(built, kind) if (stack is None or ref.stack == stack)
+             and all(r["Properties"].get(k) == v for k, v in properties.items())]
+    assert len(found) == 1, f"expected one {kind} {properties or ''}, found {len(found)}"
+    return found[0]
 
 
 def _exports(built: Built) -> dict[str, tuple[str, Any]]:
@@ -76,6 +85,12 @@ def statements(policy_document: dict[str, Any]) -> list[dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def action_matches(action: str, patterns: Any) -> bool:
+    """IAM's matching of an action against policy action patterns: case-insensitive, `*` and `?` wildcards."""
+    listed = patterns if isinstance(patterns, list | tuple) else [patterns]
+    return any(fnmatchcase(action.lower(), str(p).lower()) for p in listed)
 
 
 def service_principals(statement: dict[str, Any]) -> list[str]:

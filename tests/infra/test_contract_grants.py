@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 
 from tests.infra.aws_calls import ApiCall, Program, iam_actions
-from tests.infra.cfn import Ref, as_list, render, resolve, resources_of, statements
+from tests.infra.cfn import Ref, action_matches, as_list, render, resolve, resources_of, statements
 from tests.infra.conftest import Built
 
 pytestmark = pytest.mark.infra
@@ -134,8 +134,8 @@ class Grant:
 
     def allows(self, action: str) -> bool:
         if self.not_actions:
-            return not any(fnmatchcase(action.lower(), p.lower()) for p in self.not_actions)
-        return any(fnmatchcase(action.lower(), p.lower()) for p in self.actions)
+            return not action_matches(action, self.not_actions)
+        return action_matches(action, self.actions)
 
     def right_resource_type(self, action: str) -> bool:
         if action not in S3_OBJECT_ACTIONS | S3_BUCKET_ACTIONS:

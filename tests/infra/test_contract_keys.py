@@ -11,7 +11,17 @@ from typing import Any
 import pytest
 
 from cdk_app.config import LAMBDA_DEFAULT_CONCURRENCY, LAMBDA_UNRESERVED_MINIMUM
-from tests.infra.cfn import Ref, as_list, render, resolve, resources_of, service_principals, statements, template
+from tests.infra.cfn import (
+    Ref,
+    action_matches,
+    as_list,
+    render,
+    resolve,
+    resources_of,
+    service_principals,
+    statements,
+    template,
+)
 from tests.infra.conftest import Built
 
 pytestmark = pytest.mark.infra
@@ -22,8 +32,7 @@ PUBLISH_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 
 def allows(statement: dict[str, Any], action: str) -> bool:
-    return statement.get("Effect") == "Allow" and any(
-        fnmatchcase(action.lower(), str(granted).lower()) for granted in as_list(statement.get("Action", [])))
+    return statement.get("Effect") == "Allow" and action_matches(action, statement.get("Action", []))
 
 
 def key_statements(built: Built, key: Ref, service: str) -> list[dict[str, Any]]:

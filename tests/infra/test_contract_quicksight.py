@@ -14,7 +14,7 @@ import pytest
 from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import aurora, files
 from stacks import quicksight
-from tests.infra.cfn import Ref, as_list, render, resolve, resources_of, statements, template
+from tests.infra.cfn import Ref, as_list, render, resolve, resources_of, statements, template, the_one
 from tests.infra.conftest import Built
 
 pytestmark = pytest.mark.infra
@@ -136,12 +136,6 @@ def allows(rule: dict[str, Any], source: Ref, low: int, high: int) -> bool:
         and rule["from"] <= low and high <= rule["to"]
 
 
-def only(built: Built, kind_: str, **properties: Any) -> tuple[Ref, dict[str, Any]]:
-    (found,) = [(ref, r) for ref, r in resources_of(built, kind_)
-                if all(r["Properties"].get(k) == v for k, v in properties.items())]
-    return found
-
-
 # --- security groups --------------------------------------------------------------------------
 
 def test_every_aurora_client_can_reach_the_database_port(variant: Built) -> None:
@@ -192,7 +186,7 @@ def test_quicksight_secrets_role_can_decrypt_the_database_secret(prod: Built) ->
     on that key.
     https://docs.aws.amazon.com/quicksight/latest/user/secrets-manager-integration.html
     https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html"""
-    (_, source) = only(prod, "AWS::QuickSight::DataSource", Type="AURORA")
+    (_, source) = the_one(prod, "AWS::QuickSight::DataSource", Type="AURORA")
     attachment = resolve(prod, "analytics", source["Properties"]["Credentials"]["SecretArn"])
     assert attachment is not None
     secret = resolve(prod, attachment.stack, attachment.resource(prod)["Properties"]["SecretId"])
@@ -244,7 +238,7 @@ def test_manifest_source_waits_for_a_placeholder_written_only_if_absent(prod: Bu
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-express-UsingKMSEncryption.html (uploading an
     object encrypted with a KMS key needs kms:GenerateDataKey on it)"""
     t = template(prod, "analytics")["Resources"]
-    (_, source) = only(prod, "AWS::QuickSight::DataSource", Type="S3")
+    (_, source) = the_one(prod, "AWS::QuickSight::DataSource", Type="S3")
     location = source["Properties"]["DataSourceParameters"]["S3Parameters"]["ManifestFileLocation"]
     bucket = render(location["Bucket"])
     placeholders = [d for d in as_list(source.get("DependsOn", [])) if t[d]["Type"].startswith("Custom::")]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.cfn import Ref, as_list, render, resolve, resources_of, statements, template
+from tests.infra.cfn import Ref, as_list, render, resolve, resources_of, statements, template, the_one
 from tests.infra.conftest import Built
 
 pytestmark = pytest.mark.infra
@@ -35,12 +35,6 @@ def required_python() -> tuple[int, int]:
     match = re.fullmatch(r">=\s*(\d+)\.(\d+)", spec)
     assert match, f"requires-python {spec!r} is not of the form >=X.Y"
     return int(match[1]), int(match[2])
-
-
-def the_one(built: Built, kind: str, stack: str | None = None) -> tuple[Ref, dict[str, Any]]:
-    found = [(ref, r) for ref, r in resources_of(built, kind) if stack is None or ref.stack == stack]
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
-    return found[0]
 
 
 def emr_job_driver(built: Built) -> dict[str, Any]:
