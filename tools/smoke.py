@@ -34,7 +34,8 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from glue_jobs import contracts as c  # noqa: E402
 from glue_jobs import datagen  # noqa: E402
-from glue_jobs.recommender.publish import dynamo  # noqa: E402
+from glue_jobs.recommender import storage  # noqa: E402
+from glue_jobs.recommender.publish import dynamo, files  # noqa: E402
 from stacks import names  # noqa: E402
 
 T = TypeVar("T")
@@ -256,23 +257,15 @@ class StateMachineRuns:
 # --- Reading the sinks ---------------------------------------------------------------------
 
 def read_latest(s3: Any, bucket: str) -> dict[str, Any] | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=c.LATEST_FILE)["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise
-    return dict(json.loads(body))
+    return files.read_latest(f"s3://{bucket}", s3)
 
 
 def success_marker(s3: Any, bucket: str, run_id: str) -> str | None:
-    key = f"{c.run_path('', run_id).lstrip('/')}/{c.SUCCESS_MARKER}"
+    """What the run's _SUCCESS says (the run id), or None when the run has none."""
     try:
-        return str(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")).strip()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise
+        return storage.read_text(storage.join(c.run_path(f"s3://{bucket}", run_id), c.SUCCESS_MARKER), s3).strip()
+    except FileNotFoundError:
+        return None
 
 
 def model_run_status(rds_data: Any, deployment: Deployment, run_id: str, *, attempts: int = 4,

@@ -13,9 +13,9 @@ from glue_jobs.recommender import storage
 from glue_jobs.recommender.publish.dynamo import PublishError
 
 
-def read_latest(root: str) -> dict[str, Any] | None:
+def read_latest(root: str, client: Any = None) -> dict[str, Any] | None:
     try:
-        return dict(json.loads(storage.read_text(storage.join(root, c.LATEST_FILE))))
+        return dict(json.loads(storage.read_text(storage.join(root, c.LATEST_FILE), client)))
     except FileNotFoundError:
         return None
 
