@@ -8,12 +8,12 @@ import secrets
 import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from glue_jobs import contracts as c
+from tests.loopback import QuietHandler, serve
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +52,9 @@ class ThrottlingProxy:
         self.lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
+            content_type = "application/x-amz-json-1.0"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 target = self.headers.get("X-Amz-Target", "")
@@ -61,28 +63,16 @@ class ThrottlingProxy:
                         proxy.batch_calls += 1
                         throttle = proxy.throttled_calls is None or proxy.batch_calls <= proxy.throttled_calls
                     if throttle:
-                        self._reply(200, json.dumps({"UnprocessedItems": json.loads(body)["RequestItems"]}).encode())
+                        unprocessed = {"UnprocessedItems": json.loads(body)["RequestItems"]}
+                        self.send_payload(200, json.dumps(unprocessed).encode())
                         return
                 request = urllib.request.Request(proxy.upstream + self.path, data=body, method="POST",
                                                  headers={k: v for k, v in self.headers.items()
                                                           if k.lower() not in ("host", "content-length")})
                 with urllib.request.urlopen(request) as response:
-                    self._reply(response.status, response.read())
+                    self.send_payload(response.status, response.read())
 
-            def _reply(self, status: int, payload: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.0")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.endpoint = serve(Handler)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -11,7 +11,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from moto import mock_aws
 from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import dynamo
 from stacks import names
+from tests.loopback import QuietHandler, serve
 
 spec = importlib.util.spec_from_file_location("smoke", Path(__file__).resolve().parents[2] / "tools" / "smoke.py")
 assert spec and spec.loader
@@ -62,7 +62,7 @@ class FakeApi:
         store = RecommendationStore(boto3.client("dynamodb", region_name=REGION), table, pointer_ttl_s=0)
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 auth = self.headers.get("Authorization", "")
                 api.authorizations.append(auth)
@@ -81,19 +81,9 @@ class FakeApi:
                     return self.reply(503, {"message": "recommendations are temporarily unavailable"})
 
             def reply(self, status: int, body: dict[str, Any]) -> None:
-                payload = json.dumps(body, default=str).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send_payload(status, json.dumps(body, default=str).encode())
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
     def signature_ok(self, method: str, path: str, headers: dict[str, str]) -> bool:
         from botocore.auth import SigV4Auth
