@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,15 +45,23 @@ DMS_TARGET_SETTINGS = {
 }
 
 # --- Quarantine ----------------------------------------------------------------------------
-QUARANTINE_REASONS = (
-    "malformed_line",
-    "non_integer_id",
-    "pseudo_artist",
-    "id_out_of_range",
-    "non_integer_rating",
-    "rating_out_of_range",
-    "unknown_dms_op",
-    "duplicate_pair",
+MALFORMED_LINE = "malformed_line"
+NON_INTEGER_ID = "non_integer_id"
+PSEUDO_ARTIST = "pseudo_artist"
+ID_OUT_OF_RANGE = "id_out_of_range"
+NON_INTEGER_RATING = "non_integer_rating"
+RATING_OUT_OF_RANGE = "rating_out_of_range"
+UNKNOWN_DMS_OP = "unknown_dms_op"
+DUPLICATE_PAIR = "duplicate_pair"
+QUARANTINE_REASONS = (  # in the order the job checks them; metrics.json counts every one
+    MALFORMED_LINE,
+    NON_INTEGER_ID,
+    PSEUDO_ARTIST,
+    ID_OUT_OF_RANGE,
+    NON_INTEGER_RATING,
+    RATING_OUT_OF_RANGE,
+    UNKNOWN_DMS_OP,
+    DUPLICATE_PAIR,
 )
 QUARANTINE_REASON = "reason"
 QUARANTINE_SOURCE = "source"
@@ -110,6 +119,7 @@ DDB_POINTER_SORT_KEY = "ACTIVE"  # (0, "ACTIVE"): the active-run pointer
 DDB_ACTIVE_RUN = "active_run_id"
 DDB_PREVIOUS_RUN = "previous_run_id"
 DDB_TOP_N = "top_n"
+DDB_UPDATED_AT = "updated_at"  # ISO 8601 UTC time of the last flip
 DDB_FALLBACK = "fallback"  # (0, <run_id>) holds the run's popularity list, marked fallback
 DDB_BATCH_SIZE = 25  # BatchWriteItem's limit
 DDB_TABLE_KEYS = {  # create_table arguments for the keys above (tests, demo, benchmarks)
@@ -119,6 +129,30 @@ DDB_TABLE_KEYS = {  # create_table arguments for the keys above (tests, demo, be
                              {"AttributeName": DDB_SORT_KEY, "AttributeType": "S"}],
 }
 
+
+@dataclass(frozen=True)
+class ActivePointer:
+    """The pointer item (DDB_CONTROL_USER_ID, DDB_POINTER_SORT_KEY), read in one place."""
+
+    run_id: str
+    top_n: int | None = None
+    previous_run_id: str | None = None
+    updated_at: str | None = None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any] | None) -> ActivePointer | None:
+        """The pointer from a GetItem `Item` (typed values); None when there is none yet."""
+        if not item or DDB_ACTIVE_RUN not in item:
+            return None
+        return cls(run_id=item[DDB_ACTIVE_RUN]["S"],
+                   top_n=int(item[DDB_TOP_N]["N"]) if DDB_TOP_N in item else None,
+                   previous_run_id=item.get(DDB_PREVIOUS_RUN, {}).get("S"),
+                   updated_at=item.get(DDB_UPDATED_AT, {}).get("S"))
+
+    def as_status(self) -> dict[str, Any]:
+        """The pointer as people and the API's /status read it, keyed by the item's names."""
+        return {DDB_ACTIVE_RUN: self.run_id, DDB_PREVIOUS_RUN: self.previous_run_id, DDB_TOP_N: self.top_n,
+                DDB_UPDATED_AT: self.updated_at}
 
 
 def plain_value(value: dict[str, Any]) -> Any:
@@ -141,3 +175,16 @@ SQL_RECOMMENDATIONS_PREVIOUS = "recommendations_previous"
 SQL_ARTISTS = "artists"
 SQL_MODEL_RUNS = "model_runs"
 SQL_MIGRATIONS = "schema_migrations"
+SCHEMA_VERSION = 2  # migrations the Aurora sink applies; the stack names it in its outputs
+# Columns other readers (QuickSight's SQL, operators) name, beside the shared ones above.
+SQL_RUN_ID = "run_id"
+SQL_ARTIST_NAME = "name"  # artists.name
+SQL_RUN_STATUS = "status"  # model_runs: loading | published | failed | superseded
+SQL_STARTED_AT = "started_at"
+SQL_FINISHED_AT = "finished_at"
+SQL_ROWS_LOADED = "rows_loaded"
+SQL_PARAMS = "params"  # JSON: best_params
+SQL_METRICS = "metrics"  # JSON: the run's test metrics and baselines
+SQL_COUNTS = "counts"  # JSON: metrics.json counts
+SQL_TIMINGS = "timings"  # JSON: metrics.json timings_s
+SQL_ERROR = "error"
