@@ -26,7 +26,7 @@ from glue_jobs import contracts as c
 
 LATENT_DIM = 8
 # Every quarantine reason an R1 file can produce (unknown_dms_op needs DMS input).
-BAD_ROW_KINDS = tuple(r for r in c.QUARANTINE_REASONS if r != "unknown_dms_op")
+BAD_ROW_KINDS = tuple(r for r in c.QUARANTINE_REASONS if r != c.UNKNOWN_DMS_OP)
 
 
 @dataclass(frozen=True)
@@ -125,17 +125,17 @@ def _bad_lines(rng: np.random.Generator, n_bad: int, user_ids: np.ndarray,
         kind = BAD_ROW_KINDS[i % len(BAD_ROW_KINDS)]
         j = int(rng.integers(user_ids.size))
         u, a, r = int(user_ids[j]), int(artist_ids[j]), int(ratings[j])
-        if kind == "malformed_line":
+        if kind == c.MALFORMED_LINE:
             line = rng.choice([f"{u}\t{a}", f"{u} {a} {r}", f"{u}\t{a}\t{r}\textra", ""])
-        elif kind == "non_integer_id":
+        elif kind == c.NON_INTEGER_ID:
             line = rng.choice([f"u{u}\t{a}\t{r}", f"{u}\t{a}.5\t{r}", f"\t{a}\t{r}"])
-        elif kind == "pseudo_artist":
+        elif kind == c.PSEUDO_ARTIST:
             line = f"{u}\t{rng.choice(list(c.PSEUDO_ARTISTS))}\t{r}"
-        elif kind == "id_out_of_range":
+        elif kind == c.ID_OUT_OF_RANGE:
             line = rng.choice([f"0\t{a}\t{r}", f"{u}\t{c.MAX_ID + 1}\t{r}", f"-5\t{a}\t{r}"])
-        elif kind == "non_integer_rating":
+        elif kind == c.NON_INTEGER_RATING:
             line = rng.choice([f"{u}\t{a}\t4.5", f"{u}\t{a}\tgood"])
-        elif kind == "rating_out_of_range":
+        elif kind == c.RATING_OUT_OF_RANGE:
             line = rng.choice([f"{u}\t{a}\t101", f"{u}\t{a}\t-1", f"{u}\t{a}\t254"])
         else:  # duplicate_pair: the same pair again (the job keeps the last occurrence)
             line = f"{u}\t{a}\t{r}"

@@ -26,6 +26,7 @@ for key, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench
     os.environ.setdefault(key, value)
 
 from glue_jobs import contracts as c  # noqa: E402
+from tools.lambda_events import LambdaContext, http_event  # noqa: E402
 
 
 def main() -> int:
@@ -54,24 +55,17 @@ def main() -> int:
         dynamo.write_batches(ddb, "recs", [dynamo.fallback_item(run, recs, now, 30)])
         dynamo.flip_pointer(ddb, "recs", run, 5)
 
-        class Context:
-            function_name, memory_limit_in_mb, aws_request_id = "api", 512, "bench"
-            invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:api"
-
+        context = LambdaContext(function_name="api", memory_limit_in_mb=512, aws_request_id="bench")
         rng = random.Random(42)
         timings = []
         statuses: dict[int, int] = {}
         sink = io.StringIO()
         for i in range(opts.lookups):
             user = rng.randint(1, opts.users) if rng.random() < 0.9 else opts.users + rng.randint(1, 10**6)
-            path = f"/users/{user}/recommendations"
-            event = {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "k=5",
-                     "queryStringParameters": {"k": "5"}, "headers": {}, "isBase64Encoded": False,
-                     "requestContext": {"http": {"method": "GET", "path": path, "sourceIp": "127.0.0.1"},
-                                        "requestId": str(i), "stage": "$default"}}
+            event = http_event(f"/users/{user}/recommendations?k=5", request_id=str(i))
             with redirect_stdout(sink):  # EMF metric lines: Lambda would ship them to CloudWatch
                 start = time.perf_counter()
-                response = handler.handler(event, Context())
+                response = handler.handler(event, context)
                 timings.append((time.perf_counter() - start) * 1000)
             statuses[response["statusCode"]] = statuses.get(response["statusCode"], 0) + 1
             if i % 1000 == 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,14 +20,6 @@ class BadRequest(ValueError):
 
 class Unavailable(RuntimeError):
     """The store cannot answer now (missing table, throttling, nothing published)."""
-
-
-@dataclass(frozen=True)
-class Pointer:
-    run_id: str
-    top_n: int
-    previous_run_id: str | None
-    updated_at: str | None
 
 
 def parse_user_id(raw: str | None) -> int:
@@ -59,7 +50,7 @@ class RecommendationStore:
     def __init__(self, client: Any, table: str, pointer_ttl_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.client, self.table, self.pointer_ttl_s, self.clock = client, table, pointer_ttl_s, clock
-        self._pointer: Pointer | None = None
+        self._pointer: c.ActivePointer | None = None
         self._pointer_read_at = float("-inf")
 
     def _get(self, user_id: int, sort_key: str, consistent: bool = False) -> dict[str, Any] | None:
@@ -71,20 +62,21 @@ class RecommendationStore:
             raise Unavailable(type(exc).__name__) from exc
         return item
 
-    def pointer(self) -> Pointer:
+    def pointer(self) -> c.ActivePointer:
         """The active run, re-read at most every pointer_ttl_s seconds."""
         now = self.clock()
         if self._pointer is None or now - self._pointer_read_at >= self.pointer_ttl_s:
-            item = self._get(c.DDB_CONTROL_USER_ID, c.DDB_POINTER_SORT_KEY, consistent=True)
-            if item is None:
+            pointer = c.ActivePointer.from_item(self._get(c.DDB_CONTROL_USER_ID, c.DDB_POINTER_SORT_KEY,
+                                                          consistent=True))
+            if pointer is None:
                 raise Unavailable("no run has been published yet")
-            self._pointer = Pointer(item[c.DDB_ACTIVE_RUN]["S"], int(item[c.DDB_TOP_N]["N"]),
-                                    item.get(c.DDB_PREVIOUS_RUN, {}).get("S"), item.get("updated_at", {}).get("S"))
-            self._pointer_read_at = now
+            self._pointer, self._pointer_read_at = pointer, now
         return self._pointer
 
     def recommendations(self, user_id: int, query: Mapping[str, str] | None) -> dict[str, Any]:
         pointer = self.pointer()
+        if pointer.top_n is None:  # the sink always writes it: without it no k can be checked
+            raise Unavailable(f"the pointer to run {pointer.run_id} has no {c.DDB_TOP_N}")
         k = parse_k(query, pointer.top_n)
         item = self._get(user_id, pointer.run_id)
         fallback = item is None
@@ -98,6 +90,4 @@ class RecommendationStore:
                 "fallback": fallback, "k": k, c.DDB_RECOMMENDATIONS: recs}
 
     def active_run(self) -> dict[str, Any]:
-        p = self.pointer()
-        return {c.DDB_ACTIVE_RUN: p.run_id, c.DDB_PREVIOUS_RUN: p.previous_run_id, c.DDB_TOP_N: p.top_n,
-                "updated_at": p.updated_at}
+        return self.pointer().as_status()

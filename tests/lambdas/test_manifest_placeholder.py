@@ -15,7 +15,7 @@ from moto import mock_aws
 from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import files
 from lambdas.manifest_placeholder import handler
-from tests.lambdas.conftest import LambdaContext
+from tools.lambda_events import LambdaContext
 
 BUCKET = "curated"
 REAL_RUN = "20261129T160000Z-aaaa"

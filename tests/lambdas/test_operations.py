@@ -15,7 +15,7 @@ from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import dynamo
 from lambdas.failure_notifier import handler as notifier
 from lambdas.rollback import handler as rollback
-from tests.lambdas.conftest import LambdaContext
+from tools.lambda_events import LambdaContext
 
 RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
 NOW = datetime(2026, 11, 29, 16, tzinfo=UTC)

@@ -15,28 +15,14 @@ from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import dynamo
 from lambdas.recommendations_api import handler
 from lambdas.recommendations_api.logic import RecommendationStore
-from tests.lambdas.conftest import LambdaContext
+from tools.lambda_events import LambdaContext, http_event
 
 RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
 NOW = datetime(2026, 11, 29, 16, tzinfo=UTC)
 
 
-def event(path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) event, as the integration sends it."""
-    return {
-        "version": "2.0", "routeKey": "$default", "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
-        "queryStringParameters": query, "headers": {"accept": "application/json"}, "isBase64Encoded": False,
-        "requestContext": {"accountId": "000000000000", "apiId": "api", "domainName": "x.execute-api",
-                           "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                                    "userAgent": "pytest"},
-                           "requestId": "r", "routeKey": "$default", "stage": "$default",
-                           "time": "29/Nov/2026:16:00:00 +0000", "timeEpoch": 0},
-    }
-
-
-def call(path: str, query: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    response = handler.handler(event(path, query), LambdaContext())
+def call(target: str) -> tuple[int, dict[str, Any]]:
+    response = handler.handler(http_event(target), LambdaContext())
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -79,30 +65,30 @@ def test_known_user_gets_the_active_runs_ordered_list(ddb: Any) -> None:
 
 def test_k_limits_the_list(ddb: Any) -> None:
     publish(ddb)
-    status, body = call("/users/7/recommendations", {"k": "2"})
+    status, body = call("/users/7/recommendations?k=2")
     assert status == 200 and [r["artist_id"] for r in body["recommendations"]] == [11, 12]
 
 
 def test_unknown_user_gets_the_popularity_list_marked_as_fallback(ddb: Any) -> None:
     publish(ddb)
-    status, body = call("/users/8/recommendations", {"k": "3"})
+    status, body = call("/users/8/recommendations?k=3")
     assert status == 200 and body["fallback"] is True
     assert [r["artist_id"] for r in body["recommendations"]] == [101, 102, 103]
 
 
-@pytest.mark.parametrize("path, query, message", [
-    ("/users/abc/recommendations", None, "user_id must be a positive integer"),
-    ("/users/0/recommendations", None, "user_id must be between 1 and 2147483647"),
-    ("/users/2147483648/recommendations", None, "user_id must be between 1 and 2147483647"),
-    ("/users/7/recommendations", {"k": "0"}, "k must be an integer between 1 and 5"),
-    ("/users/7/recommendations", {"k": "6"}, "k must be an integer between 1 and 5"),
-    ("/users/7/recommendations", {"k": "two"}, "k must be an integer between 1 and 5"),
-    ("/users/7/recommendations", {"limit": "3", "k": "1"}, "unknown query parameter(s): limit"),
+@pytest.mark.parametrize("target, message", [
+    ("/users/abc/recommendations", "user_id must be a positive integer"),
+    ("/users/0/recommendations", "user_id must be between 1 and 2147483647"),
+    ("/users/2147483648/recommendations", "user_id must be between 1 and 2147483647"),
+    ("/users/7/recommendations?k=0", "k must be an integer between 1 and 5"),
+    ("/users/7/recommendations?k=6", "k must be an integer between 1 and 5"),
+    ("/users/7/recommendations?k=two", "k must be an integer between 1 and 5"),
+    ("/users/7/recommendations?k=1&k=2", "k must be an integer between 1 and 5"),
+    ("/users/7/recommendations?limit=3&k=1", "unknown query parameter(s): limit"),
 ])
-def test_bad_requests_get_400_with_a_message(ddb: Any, path: str, query: dict[str, str] | None,
-                                             message: str) -> None:
+def test_bad_requests_get_400_with_a_message(ddb: Any, target: str, message: str) -> None:
     publish(ddb)
-    status, body = call(path, query)
+    status, body = call(target)
     assert status == 400 and list(body) == ["message"] and body["message"].startswith(message)
 
 
@@ -135,7 +121,7 @@ def test_throttling_or_a_missing_table_is_503_and_leaks_nothing(ddb: Any, monkey
     store = RecommendationStore(ThrottledClient() if client_kind == "throttled" else ddb,
                                 "recs" if client_kind == "throttled" else "no-such-table")
     monkeypatch.setattr(handler, "_store", store)
-    response = handler.handler(event("/users/7/recommendations"), LambdaContext())
+    response = handler.handler(http_event("/users/7/recommendations"), LambdaContext())
     assert response["statusCode"] == 503
     for secret in ("Throughput", "ResourceNotFound", "no-such-table", "Traceback", "recs"):
         assert secret not in response["body"]
@@ -153,7 +139,19 @@ def test_unexpected_errors_are_500_without_a_stack_trace(ddb: Any, monkeypatch: 
 
 def test_health_active_run_and_unknown_routes(ddb: Any) -> None:
     assert call("/health") == (200, {"status": "ok"})
-    publish(ddb)
+    publish(ddb, RUN_A)
+    publish(ddb, RUN_B, base=50)
     status, body = call("/runs/active")
-    assert status == 200 and body[c.DDB_ACTIVE_RUN] == RUN_A and body[c.DDB_TOP_N] == 5
-    assert handler.handler(event("/admin"), LambdaContext())["statusCode"] == 404
+    assert status == 200
+    assert list(body) == [c.DDB_ACTIVE_RUN, c.DDB_PREVIOUS_RUN, c.DDB_TOP_N, c.DDB_UPDATED_AT]
+    assert (body[c.DDB_ACTIVE_RUN], body[c.DDB_PREVIOUS_RUN], body[c.DDB_TOP_N]) == (RUN_B, RUN_A, 5)
+    assert datetime.fromisoformat(body[c.DDB_UPDATED_AT]).tzinfo is not None  # ISO 8601 with its zone
+    assert handler.handler(http_event("/admin"), LambdaContext())["statusCode"] == 404
+
+
+def test_a_pointer_without_top_n_is_shown_but_serves_nothing(ddb: Any) -> None:
+    publish(ddb)
+    ddb.update_item(TableName="recs", Key=dynamo.pointer_key(), UpdateExpression=f"REMOVE {c.DDB_TOP_N}")
+    assert call("/users/7/recommendations")[0] == 503
+    status, body = call("/runs/active")
+    assert status == 200 and (body[c.DDB_ACTIVE_RUN], body[c.DDB_TOP_N]) == (RUN_A, None)

@@ -22,6 +22,7 @@ from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import dynamo
 from stacks import names
 from tests.loopback import QuietHandler, serve
+from tools.lambda_events import LambdaContext, http_event
 
 spec = importlib.util.spec_from_file_location("smoke", Path(__file__).resolve().parents[2] / "tools" / "smoke.py")
 assert spec and spec.loader
@@ -48,7 +49,7 @@ SIGV4 = re.compile(r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})
                    r"Signature=(?P<signature>[0-9a-f]{64})$")
 
 
-# --- A fake API: the real RecommendationStore over moto's table, behind SigV4 verification ----
+# --- A fake API Gateway: the real API function over moto's table, behind SigV4 verification ----
 
 class FakeApi:
     """127.0.0.1 stand-in for the HTTP API with IAM auth: it recomputes each request's SigV4
@@ -56,10 +57,12 @@ class FakeApi:
     (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-access-control-iam.html)."""
 
     def __init__(self, table: str) -> None:
-        from lambdas.recommendations_api.logic import BadRequest, RecommendationStore, Unavailable
+        from lambdas.recommendations_api import handler
+        from lambdas.recommendations_api.logic import RecommendationStore
 
         self.authorizations: list[str] = []
-        store = RecommendationStore(boto3.client("dynamodb", region_name=REGION), table, pointer_ttl_s=0)
+        self.function, self.saved_store = handler, handler._store
+        handler._store = RecommendationStore(boto3.client("dynamodb", region_name=REGION), table, pointer_ttl_s=0)
         api = self
 
         class Handler(QuietHandler):
@@ -67,21 +70,9 @@ class FakeApi:
                 auth = self.headers.get("Authorization", "")
                 api.authorizations.append(auth)
                 if not api.signature_ok(self.command, self.path, dict(self.headers.items())):
-                    return self.reply(403, {"message": "Forbidden"})
-                if self.path == "/health":
-                    return self.reply(200, {"status": "ok"})
-                match = re.fullmatch(r"/users/([^/]+)/recommendations", self.path)
-                if not match:
-                    return self.reply(404, {"message": "no such route"})
-                try:
-                    return self.reply(200, store.recommendations(int(match.group(1)), None))
-                except BadRequest as exc:
-                    return self.reply(400, {"message": str(exc)})
-                except Unavailable:
-                    return self.reply(503, {"message": "recommendations are temporarily unavailable"})
-
-            def reply(self, status: int, body: dict[str, Any]) -> None:
-                self.send_payload(status, json.dumps(body, default=str).encode())
+                    return self.send_payload(403, b'{"message":"Forbidden"}')
+                response = handler.handler(http_event(self.path), LambdaContext(function_name="api"))
+                self.send_payload(response["statusCode"], response["body"].encode())
 
         self.server, self.url = serve(Handler)
 
@@ -107,6 +98,7 @@ class FakeApi:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.function._store = self.saved_store
 
 
 # --- The fake job: what a training run publishes, written with the job's own sink code ---------
