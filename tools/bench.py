@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from glue_jobs import contracts as c  # noqa: E402
 from glue_jobs import datagen  # noqa: E402
+from glue_jobs.recommender.metrics import RunMetrics  # noqa: E402
 
 
 def _children() -> dict[int, list[int]]:
@@ -83,7 +84,7 @@ def sample_file(work: Path, size: int) -> Path:
     return data_file
 
 
-def notebook_row(size: int, data_file: Path, ours: tuple[int, float, float, dict]) -> str:  # type: ignore[type-arg]
+def notebook_row(size: int, data_file: Path, ours: tuple[int, float, float, RunMetrics]) -> str:
     """Runs the notebook approach in its own JVM and sets it beside the job's run on the same file."""
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_notebook.py"), "--input", str(data_file)],
                             cwd=ROOT, capture_output=True, text=True)
@@ -92,11 +93,12 @@ def notebook_row(size: int, data_file: Path, ours: tuple[int, float, float, dict
         return f"| {size:,} | failed: {result.stderr.strip().splitlines()[-1] if result.stderr else '?'} |"
     nb = json.loads(line)
     m = ours[3]
-    job_s = sum(m["timings_s"].values())
+    job_s = sum(m.timings_s.values())
     print(f"{size:>9} ratings, notebook: {nb['seconds']:.1f} s", flush=True)
     return (f"| {size:,} | {nb['seconds']:.1f} | {job_s:.1f} | {nb['seconds'] / job_s:.1f}x | "
-            f"{nb['rmse']:.3f} / {m['rmse']:.3f} | {nb['precision_at_k']:.4f} / {m['precision_at_k']:.4f} | "
-            f"{nb['ndcg_at_k']:.4f} / {m['ndcg_at_k']:.4f} | {nb['scores_above_100']:,} |")
+            f"{nb['rmse']:.3f} / {fmt(m.rmse, 3)} | "
+            f"{nb['precision_at_k']:.4f} / {fmt(m.test.ranking.precision_at_k)} | "
+            f"{nb['ndcg_at_k']:.4f} / {fmt(m.ndcg_at_k)} | {nb['scores_above_100']:,} |")
 
 
 def fmt(v: object, digits: int = 4) -> str:
@@ -120,7 +122,7 @@ def main() -> int:
         if code:
             print(f"job failed on {size} ratings (exit {code})", file=sys.stderr)
             return 1
-        m = json.loads((out / c.METRICS_FILE).read_text())
+        m = RunMetrics.from_json((out / c.METRICS_FILE).read_text())
         rows.append((size, wall, peak, m))
         print(f"{size:>9} ratings: {wall:6.1f} s, peak {peak:6.0f} MB", flush=True)
     side_by_side = [notebook_row(size, sample_file(opts.work, size), next(r for r in rows if r[0] == size))
@@ -136,17 +138,16 @@ def main() -> int:
         slope = (f"{math.log(wall / previous[1]) / math.log(size / previous[0]):.2f}"
                  if previous else "")
         previous = (size, wall)
-        b = m["baselines"]
-        gain = 1 - m["rmse"] / b["bias_rmse"] if m["rmse"] and b["bias_rmse"] else None
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in m["timings_s"].items())
-        bp = m["best_params"]
+        b, t, bp = m.baselines, m.test, m.best_params
+        gain = 1 - t.rmse / b.bias_rmse if t.rmse and b.bias_rmse else None
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in m.timings_s.items())
         lines.append(
-            f"| {size:,} | {wall:.1f} | {slope} | {peak:.0f} | {stages} | {fmt(m['rmse'], 3)} | "
-            f"{fmt(b['bias_rmse'], 3)} | {fmt(b['global_mean_rmse'], 3)} | "
-            f"{fmt(gain, 3) if gain is None else f'{gain:.1%}'} | {fmt(m['mae'], 3)} | {fmt(b.get('bias_mae'), 3)} | "
-            f"{fmt(m['ndcg_at_k'])} | {fmt(b['popularity_ndcg_at_k'])} | "
-            f"{fmt(m['precision_at_k'])} | {fmt(b['popularity_precision_at_k'])} | "
-            f"{bp['rank']}, {bp['reg_param']}, {bp['popularity_weight']:g} |")
+            f"| {size:,} | {wall:.1f} | {slope} | {peak:.0f} | {stages} | {fmt(t.rmse, 3)} | "
+            f"{fmt(b.bias_rmse, 3)} | {fmt(b.global_mean_rmse, 3)} | "
+            f"{fmt(gain, 3) if gain is None else f'{gain:.1%}'} | {fmt(t.mae, 3)} | {fmt(b.bias_mae, 3)} | "
+            f"{fmt(t.ranking.ndcg_at_k)} | {fmt(b.popularity.ndcg_at_k)} | "
+            f"{fmt(t.ranking.precision_at_k)} | {fmt(b.popularity.precision_at_k)} | "
+            f"{bp.rank}, {bp.reg_param}, {bp.popularity_weight:g} |")
     if side_by_side:
         lines += ["", "The usual notebook vs this job, same file and test split (`tools/bench_notebook.py`: plain ALS, "
                   "nonnegative, coldStart drop, 5-fold CrossValidator over rank 10,50,100,150 x regParam "

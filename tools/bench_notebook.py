@@ -40,15 +40,15 @@ def main() -> int:
 
     from glue_jobs import contracts as c
     from glue_jobs.recommender import evaluate
-    from glue_jobs.recommender.config import JobConfig
+    from glue_jobs.recommender.config import Feedback, JobConfig
     from glue_jobs.recommender.ingest import ingest
     from glue_jobs.recommender.main import local_session, prepare_session
 
-    config = JobConfig(inputs=(opts.input,), output="unused", seed=opts.seed)
+    config = JobConfig.from_fields(inputs=(opts.input,), output="unused", seed=opts.seed)
     spark = local_session(config)
     prepare_session(spark, config)
     # The same ratings and the same split as the job (same seed, same shares).
-    ratings = ingest(spark, config.inputs).ratings.filter(F.col(c.RATING) != c.NEVER_PLAY_AGAIN).cache()
+    ratings = ingest(spark, config.input.inputs).ratings.filter(F.col(c.RATING) != c.NEVER_PLAY_AGAIN).cache()
     train, valid, test = ratings.randomSplit([0.8, 0.1, 0.1], seed=opts.seed)
     fit_data = train.unionByName(valid).withColumn(c.RATING, F.col(c.RATING).cast("double")).cache()
     test = test.cache()
@@ -71,7 +71,7 @@ def main() -> int:
             .select(c.USER_ID, F.posexplode("recommendations").alias("pos", "rec"))
             .select(c.USER_ID, (F.col("pos") + 1).alias(c.RANK), F.col("rec")[c.ARTIST_ID].alias(c.ARTIST_ID),
                     F.col("rec.rating").alias(c.SCORE)))
-    relevant = evaluate.relevant_items(test, "explicit", config.relevance_threshold)
+    relevant = evaluate.relevant_items(test, Feedback.EXPLICIT, config.tuning.relevance_threshold)
     ranking = evaluate.ranking_metrics(recs, relevant, opts.k)
     seconds = time.perf_counter() - start
     best = model._java_obj.parent()  # the winning estimator's params

@@ -47,7 +47,9 @@ def bench_mysql(url: str, data: list[dict[str, Any]]) -> dict[str, float]:
     try:
         aurora.migrate(engine)
         start = time.perf_counter()
-        aurora.load_recommendations(engine, len(data), aurora.rows_loader("20261129T000000Z-beef", iter(data), 5000))
+        run_id = "20261129T000000Z-beef"
+        aurora.load_staging(engine, run_id, len(data), aurora.rows_loader(run_id, iter(data), 5000))
+        aurora.swap_in(engine, run_id, len(data))
         batched = len(data) / (time.perf_counter() - start)
         sample = data[:ROW_BY_ROW_SAMPLE]
         table = aurora.recommendations_table("row_by_row", sa.MetaData())
@@ -74,8 +76,7 @@ def bench_dynamodb(users: int, top_n: int) -> dict[str, float]:
     from moto.server import ThreadedMotoServer
     from pyspark.sql import SparkSession
 
-    from glue_jobs.recommender.publish import write_dynamo_items
-    from glue_jobs.recommender.publish.dynamo import DynamoSettings
+    from glue_jobs.recommender.publish.dynamo import DynamoSettings, stage_items
     from glue_jobs.recommender.recommend import RECOMMENDATION_SCHEMA
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -96,8 +97,7 @@ def bench_dynamodb(users: int, top_n: int) -> dict[str, float]:
         from datetime import UTC, datetime
 
         start = time.perf_counter()
-        n = write_dynamo_items(df, [], "20261129T000000Z-beef", DynamoSettings("bench", endpoint),
-                               datetime.now(UTC))
+        n = stage_items(DynamoSettings("bench", endpoint), "20261129T000000Z-beef", df, [], datetime.now(UTC))
         seconds = time.perf_counter() - start
     finally:
         spark.stop()

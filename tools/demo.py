@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import sys
+from dataclasses import astuple
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from glue_jobs import contracts as c  # noqa: E402
 from glue_jobs import datagen  # noqa: E402
+from glue_jobs.recommender.metrics import RANKING_METRICS, RunMetrics  # noqa: E402
+from tools.lambda_events import LambdaContext, http_event  # noqa: E402
 
 DEMO = ROOT / ".demo"
 N_RATINGS = 100_000
@@ -37,16 +40,15 @@ def show_recommendations(out: Path, users: int = 3) -> None:
                   f"predicted rating {float(r[c.SCORE]):5.1f}")
 
 
-def print_metrics(metrics: dict) -> None:  # type: ignore[type-arg]
-    base = metrics["baselines"]
+def print_metrics(metrics: RunMetrics) -> None:
+    test, base = metrics.test, metrics.baselines
     print("\ntest split           model    baseline")
-    print(f"RMSE              {metrics['rmse']:8.3f}    {base['bias_rmse']:8.3f} (bias)  "
-          f"{base['global_mean_rmse']:8.3f} (global mean)")
-    print(f"MAE               {metrics['mae']:8.3f}    {base['bias_mae']:8.3f} (bias)")
-    for name in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k"):
-        print(f"{name.replace('_at_k', '@' + str(metrics['k'])):<16}  {metrics[name]:8.4f}    "
-              f"{base['popularity_' + name]:8.4f} (popularity)")
-    print(f"quarantined rows by reason: { {k: v for k, v in metrics['quarantine'].items() if v} }")
+    print(f"RMSE              {test.rmse:8.3f}    {base.bias_rmse:8.3f} (bias)  "
+          f"{base.global_mean_rmse:8.3f} (global mean)")
+    print(f"MAE               {test.mae:8.3f}    {base.bias_mae:8.3f} (bias)")
+    for name, model, popular in zip(RANKING_METRICS, astuple(test.ranking), astuple(base.popularity)):
+        print(f"{name.replace('_at_k', '@' + str(metrics.k)):<16}  {model:8.4f}    {popular:8.4f} (popularity)")
+    print(f"quarantined rows by reason: { {k: v for k, v in metrics.quarantine.items() if v} }")
 
 
 def call_api(endpoint: str, paths: list[str]) -> None:
@@ -61,27 +63,15 @@ def call_api(endpoint: str, paths: list[str]) -> None:
     from lambdas.recommendations_api import handler
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    context = LambdaContext(function_name="recommendations-api", memory_limit_in_mb=512, aws_request_id="demo")
     for path in paths:
-        raw_path, _, query = path.partition("?")
-        params = dict(p.split("=", 1) for p in query.split("&")) if query else None
-        event = {"version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": query,
-                 "queryStringParameters": params, "headers": {}, "isBase64Encoded": False,
-                 "requestContext": {"http": {"method": "GET", "path": raw_path, "sourceIp": "127.0.0.1"},
-                                    "requestId": "demo", "stage": "$default"}}
-        response = handler.handler(event, DemoContext())
+        response = handler.handler(http_event(path, request_id="demo"), context)
         print(f"\nGET {path} -> {response['statusCode']}")
         body = json.loads(response["body"])
         recs = body.pop("recommendations", None)
         print(f"    {json.dumps(body, ensure_ascii=False)}")
         for r in recs or []:
             print(f"      {json.dumps(r, ensure_ascii=False)}")
-
-
-class DemoContext:
-    function_name = "recommendations-api"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:recommendations-api"
-    aws_request_id = "demo"
 
 
 def main_demo() -> int:
@@ -117,7 +107,7 @@ def main_demo() -> int:
             return code
         latest = json.loads((DEMO / "curated" / c.LATEST_FILE).read_text())
         out = Path(latest["path"])
-        print_metrics(json.loads((out / c.METRICS_FILE).read_text()))
+        print_metrics(RunMetrics.from_json((out / c.METRICS_FILE).read_text()))
         show_recommendations(out)
         print(f"\npublished run {latest['run_id']}: files {out}, DynamoDB table {TABLE!r} (moto), "
               f"tables in {aurora_url}")

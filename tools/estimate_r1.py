@@ -14,14 +14,15 @@ with users x artists, the other stages with the number of ratings.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from glue_jobs.recommender.config import ModelOptions
 from glue_jobs.recommender.config import local_cores as master_cores
+from glue_jobs.recommender.metrics import RunMetrics
 
 R1 = {"ratings": 115_579_440, "users": 1_948_882, "items": 98_211}  # Yahoo! Music R1
 GLUE_WORKERS = {"G.1X": (4, 1), "G.2X": (8, 2), "G.4X": (16, 4), "G.8X": (32, 8)}  # vCPU, DPU per worker
@@ -58,32 +59,32 @@ def work_of(ratings: float, users: float, items: float, train_share: float, vali
         ratings=ratings)
 
 
-def grid_of(m: dict) -> tuple[list[int], int]:  # type: ignore[type-arg]
+def grid_of(m: RunMetrics) -> tuple[list[int], int]:
     """The measured run's tuning grid: its ranks and how many regParams each was fitted with."""
-    return sorted({g["rank"] for g in m["grid"]}), len({g["reg_param"] for g in m["grid"]})
+    return sorted({g["rank"] for g in m.grid}), len({g["reg_param"] for g in m.grid})
 
 
-def work_like(m: dict, ratings: float, users: float, items: float, max_iter: int) -> Work:  # type: ignore[type-arg]
+def work_like(m: RunMetrics, ratings: float, users: float, items: float, max_iter: int) -> Work:
     """The work of a run with the measured run's settings and split, on data of the given size."""
-    n = m["counts"]
+    n = m.counts
     ranks, n_regs = grid_of(m)
-    return work_of(ratings, users, items, n["train"] / n["ratings"], n["validation"] / n["ratings"],
-                   ranks, n_regs, m["best_params"]["rank"], max_iter, m.get("evaluated_users", 0) / n["users"])
+    return work_of(ratings, users, items, n.train / n.ratings, n.validation / n.ratings,
+                   ranks, n_regs, m.best_params.rank, max_iter, m.test.evaluated_users / n.users)
 
 
-def measured_work(m: dict, max_iter: int) -> Work:  # type: ignore[type-arg]
-    n = m["counts"]
-    return work_like(m, n["ratings"], n["users"], n["items"], max_iter)
+def measured_work(m: RunMetrics, max_iter: int) -> Work:
+    n = m.counts
+    return work_like(m, n.ratings, n.users, n.items, max_iter)
 
 
-def local_cores(m: dict) -> int:  # type: ignore[type-arg]
+def local_cores(m: RunMetrics) -> int:
     """Cores the measured run had (its local master, as metrics.json records it)."""
-    return master_cores((m.get("spark") or {}).get("master", "local[2]")) or 2
+    return master_cores((m.spark or {}).get("master", "local[2]")) or 2
 
 
-def core_seconds(m: dict, measured: Work, target: Work) -> dict[str, float]:  # type: ignore[type-arg]
+def core_seconds(m: RunMetrics, measured: Work, target: Work) -> dict[str, float]:
     """Each stage's measured core-seconds scaled by how much more of its own work the target has."""
-    t = m["timings_s"]
+    t = m.timings_s
     cores = local_cores(m)
     ratio = {
         "tune": target.tune_flops / measured.tune_flops,
@@ -103,25 +104,25 @@ def main() -> int:
     parser.add_argument("--worker-type", default="G.2X", choices=sorted(GLUE_WORKERS))
     parser.add_argument("--efficiency", type=float, default=0.5,
                         help="share of the executors' cores doing useful work (default 0.5, pessimistic)")
-    parser.add_argument("--max-iter", type=int, default=10, help="the run's --max-iter")
+    parser.add_argument("--max-iter", type=int, default=ModelOptions.max_iter, help="the run's --max-iter")
     parser.add_argument("--ratings", type=float, default=R1["ratings"])
     parser.add_argument("--users", type=float, default=R1["users"])
     parser.add_argument("--items", type=float, default=R1["items"])
     opts = parser.parse_args()
-    m = json.loads(opts.metrics.read_text())
-    n = m["counts"]
+    m = RunMetrics.from_json(opts.metrics.read_text())
+    n = m.counts
     measured = measured_work(m, opts.max_iter)
     target = work_like(m, opts.ratings, opts.users, opts.items, opts.max_iter)
     ranks, n_regs = grid_of(m)
     cores = local_cores(m)
-    rate = measured.tune_flops / (m["timings_s"]["tune"] * cores)
+    rate = measured.tune_flops / (m.timings_s["tune"] * cores)
     per_stage = core_seconds(m, measured, target)
     total = sum(per_stage.values())
-    by_rank = {r: tuning_flops(opts.ratings * n["train"] / n["ratings"], opts.users, opts.items, [r], n_regs,
+    by_rank = {r: tuning_flops(opts.ratings * n.train / n.ratings, opts.users, opts.items, [r], n_regs,
                                opts.max_iter) for r in ranks}
 
-    print(f"measured: {n['ratings']:,} ratings, {n['users']:,} users, {n['items']:,} items on {cores} cores; "
-          f"tuning {measured.tune_flops:.3g} FLOP in {m['timings_s']['tune']:.1f} s = "
+    print(f"measured: {n.ratings:,} ratings, {n.users:,} users, {n.items:,} items on {cores} cores; "
+          f"tuning {measured.tune_flops:.3g} FLOP in {m.timings_s['tune']:.1f} s = "
           f"{rate / 1e9:.2f} GFLOP/s per core (Spark's overheads included)")
     print(f"target:   {opts.ratings:,.0f} ratings, {opts.users:,.0f} users, {opts.items:,.0f} items; "
           f"tuning {target.tune_flops:.3g} FLOP ({target.tune_flops / measured.tune_flops:.1f}x), "

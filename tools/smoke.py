@@ -435,8 +435,8 @@ class Smoke:
                 return f"runs/{rid}/{c.SUCCESS_MARKER}", None
 
             def pointer() -> tuple[str, None]:
-                active = dynamo.active_run(cl.dynamodb, str(dep.table))
-                named = (active or {}).get(c.DDB_ACTIVE_RUN)
+                active = dynamo.read_pointer(cl.dynamodb, str(dep.table))
+                named = active.run_id if active else None
                 if named != rid:
                     raise CheckFailed(f"pointer ({c.DDB_CONTROL_USER_ID}, {c.DDB_POINTER_SORT_KEY}) in {dep.table} "
                                       f"names {named or 'no run'}, latest.json names {rid}")

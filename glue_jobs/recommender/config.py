@@ -1,233 +1,464 @@
-"""The job's options: one frozen settings object, parsed at the edge from argv or Glue's arguments."""
+"""The job's options: one declaration each, from which the command line, Glue's option list and
+the stacks' job arguments are generated, and the grouped frozen settings built from them at the edge."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, NoReturn
 
 
 class ConfigError(ValueError):
     """An option value the job cannot run with."""
 
 
-@dataclass(frozen=True)
-class JobConfig:
-    inputs: tuple[str, ...]
-    output: str | None = None
-    artists: str | None = None
-    top_n: int = 5
-    ranks: tuple[int, ...] = (10, 20, 50)
-    reg_params: tuple[float, ...] = (0.05, 0.1, 0.2)
-    max_iter: int = 10
-    feedback: str = "explicit"
-    score_pairs: str | None = None
-    seed: int = 42
-    input_format: str = "auto"
-    folds: int = 0
-    metric: str = "rmse"
-    k: int = 10
-    relevance_threshold: float = 70.0
-    bias_reg: float = 10.0
-    alpha: float = 10.0
-    validation_share: float = 0.1
-    test_share: float = 0.1
-    max_quarantine_share: float = 0.05
-    min_rmse_gain: float = 0.0
-    min_ndcg_gain: float = 0.0
-    parallelism: int = 2
-    popular_n: int = 100
-    popularity_weights: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
-    checkpoint_dir: str | None = None
-    shuffle_partitions: int = 0  # 0: twice the cores (see shuffle_partitions_for)
-    driver_memory: str = "4g"
-    master: str = "local[2]"
-    runs_root: str | None = None
-    dynamodb_table: str | None = None
-    dynamodb_endpoint: str | None = None
-    dynamodb_region: str | None = None
-    dynamodb_ttl_days: int = 30
-    dynamodb_max_writes_per_s: float = 0.0
-    aurora_url: str | None = None
-    aurora_secret_arn: str | None = None
-    aurora_batch_size: int = 5000
+class Feedback(StrEnum):
+    """What the input's numbers are: explicit ratings (0..100) or implicit preferences (plays)."""
 
-    def __post_init__(self) -> None:
-        problems = []
-        if bool(self.output) == bool(self.runs_root):
-            problems.append("give exactly one of --output DIR (plain outputs) or --runs-root ROOT "
-                            "(versioned runs/<run_id>/ plus latest.json)")
-        if self.aurora_url and self.aurora_secret_arn:
-            problems.append("give --aurora-url (local) or --aurora-secret-arn (AWS), not both")
-        if self.dynamodb_ttl_days < 1 or self.aurora_batch_size < 1 or self.dynamodb_max_writes_per_s < 0:
-            problems.append("--dynamodb-ttl-days and --aurora-batch-size must be positive, "
-                            "--dynamodb-max-writes-per-s not negative")
-        if not self.inputs:
-            problems.append("--input names no path")
-        if self.top_n < 1:
-            problems.append(f"--top-n must be at least 1, got {self.top_n}")
-        if not self.ranks or min(self.ranks) < 1:
-            problems.append(f"--ranks must be positive integers, got {list(self.ranks)}")
-        if not self.reg_params or min(self.reg_params) < 0:
-            problems.append(f"--reg-params must be non-negative, got {list(self.reg_params)}")
-        if self.max_iter < 1:
-            problems.append(f"--max-iter must be at least 1, got {self.max_iter}")
-        if self.feedback not in ("explicit", "implicit"):
-            problems.append(f"--feedback must be explicit or implicit, got {self.feedback!r}")
-        if self.input_format not in ("auto", "r1", "dms"):
-            problems.append(f"--input-format must be auto, r1 or dms, got {self.input_format!r}")
-        if self.folds == 1 or self.folds < 0:
-            problems.append(f"--folds must be 0 (hold-out validation) or at least 2, got {self.folds}")
-        if self.metric not in ("rmse", "ndcg"):
-            problems.append(f"--metric must be rmse or ndcg, got {self.metric!r}")
-        if self.feedback == "implicit" and self.metric == "rmse":
-            problems.append("--feedback implicit has no rating scale to compute RMSE on: use --metric ndcg")
-        if self.k < 1:
-            problems.append(f"--k must be at least 1, got {self.k}")
-        if not 0 < self.validation_share < 0.5 or not 0 < self.test_share < 0.5:
-            problems.append("--validation-share and --test-share must lie between 0 and 0.5")
-        if not 0 <= self.max_quarantine_share <= 1:
-            problems.append(f"--max-quarantine-share must lie in 0..1, got {self.max_quarantine_share}")
-        if not self.popularity_weights or min(self.popularity_weights) < 0:
-            problems.append(f"--popularity-weights must be non-negative, got {list(self.popularity_weights)}")
-        if self.shuffle_partitions < 0:
-            problems.append(f"--shuffle-partitions must be 0 (auto) or more, got {self.shuffle_partitions}")
-        if self.parallelism < 1:
-            problems.append(f"--parallelism must be at least 1, got {self.parallelism}")
-        if problems:
-            raise ConfigError("; ".join(problems))
+    EXPLICIT = "explicit"
+    IMPLICIT = "implicit"
 
-    def output_for(self, run_id: str) -> str:
-        from glue_jobs.contracts import run_path
-
-        return self.output or run_path(self.runs_root or "", run_id)
-
-    def publish_settings(self):  # -> publish.PublishSettings (imported lazily: boto3, SQLAlchemy)
-        from glue_jobs.recommender.publish import PublishSettings
-        from glue_jobs.recommender.publish.aurora import AuroraSettings
-        from glue_jobs.recommender.publish.dynamo import DynamoSettings
-
-        return PublishSettings(
-            runs_root=self.runs_root,
-            dynamo=DynamoSettings(self.dynamodb_table, self.dynamodb_endpoint, self.dynamodb_region,
-                                  self.dynamodb_ttl_days, self.dynamodb_max_writes_per_s)
-            if self.dynamodb_table else None,
-            aurora=AuroraSettings(self.aurora_url, self.aurora_secret_arn, self.dynamodb_region,
-                                  self.aurora_batch_size)
-            if (self.aurora_url or self.aurora_secret_arn) else None,
-        )
+    @property
+    def has_ratings(self) -> bool:
+        """Only ratings have an error to measure (RMSE) and biases to fit (the bias baseline)."""
+        return self is Feedback.EXPLICIT
 
     @property
     def rating_scale(self) -> tuple[float, float]:
         """Scores are clipped to the input's scale: 0..100 ratings, or 0..1 preferences."""
-        return (0.0, 100.0) if self.feedback == "explicit" else (0.0, 1.0)
+        return (0.0, 100.0) if self.has_ratings else (0.0, 1.0)
+
+    @property
+    def default_metric(self) -> str:
+        return "rmse" if self.has_ratings else "ndcg"
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def _one_of(*choices: str) -> str:
+    return ", ".join(choices[:-1]) + " or " + choices[-1]
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"must be an integer, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be a number, got {text!r}") from None
+
+
+def _integers(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+    except ValueError:
+        raise ValueError(f"must be comma-separated integers, got {text!r}") from None
 
 
-def _float_list(text: str) -> tuple[float, ...]:
+def _numbers(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+    except ValueError:
+        raise ValueError(f"must be comma-separated numbers, got {text!r}") from None
+
+
+def _feedback(text: str) -> Feedback:
+    try:
+        return Feedback(text)
+    except ValueError:
+        raise ValueError(f"must be {_one_of(*Feedback)}, got {text!r}") from None
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _paths(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _directory(text: str) -> str:
+    return text.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One job option: its flag, where its value lives, how text becomes the value, what is valid."""
+
+    flag: str  # without dashes, as Glue job parameters spell it
+    group: str  # the JobConfig field that holds it
+    field: str
+    parse: Callable[[str], Any]  # raises ValueError saying what is wrong (without the flag)
+    default: Any = None
+    help: str = ""
+    valid: Callable[[Any], bool] | None = None
+    problem: str = ""  # the message when not valid; {flag} and {v} are filled in
+    local_only: bool = False  # on AWS the cluster sizes itself: refused as a job argument
+    required: bool = False
+
+    def read(self, text: str) -> Any:
+        """The value of an option's text; a ValueError names the option."""
+        try:
+            return self.parse(text)
+        except ValueError as exc:
+            raise ValueError(f"--{self.flag} {exc}") from None
+
+    def check(self, value: Any) -> str | None:
+        """The problem with a value, or None."""
+        if self.valid is None or self.valid(value):
+            return None
+        return self.problem.format(flag=f"--{self.flag}", v=list(value) if isinstance(value, tuple) else value)
+
+
+_AT_LEAST_1: dict[str, Any] = dict(valid=lambda v: v >= 1, problem="{flag} must be at least 1, got {v}")
+_SHARES = "--validation-share and --test-share must lie between 0 and 0.5"
+_SINK_LIMITS = ("--dynamodb-ttl-days and --aurora-batch-size must be positive, "
+                "--dynamodb-max-writes-per-s not negative")
+_FORMATS = ("auto", "r1", "dms")
+_METRICS = ("rmse", "ndcg")
+_DEFAULT_FEEDBACK = Feedback.EXPLICIT
+
+OPTIONS: tuple[Option, ...] = (
+    Option("input", "input", "inputs", _paths, None,
+           "ratings: file(s), directory or glob, comma-separated; .gz allowed",
+           valid=bool, problem="{flag} names no path", required=True),
+    Option("input-format", "input", "input_format", _text, "auto",
+           "r1 (tab-separated), dms (AWS DMS CSV with Op column) or auto",
+           valid=lambda v: v in _FORMATS, problem=f"{{flag}} must be {_one_of(*_FORMATS)}, got {{v!r}}"),
+    Option("artists", "input", "artists", _text, None, "artist names file: artist_id<TAB>name, Windows-1252"),
+    Option("score-pairs", "input", "score_pairs", _text, None, "tab-separated user_id, artist_id pairs to score"),
+    Option("feedback", "model", "feedback", _feedback, _DEFAULT_FEEDBACK,
+           "explicit (ratings) or implicit (plays)", valid=lambda v: isinstance(v, Feedback),
+           problem=f"{{flag}} must be {_one_of(*Feedback)}, got {{v!r}}"),
+    Option("max-iter", "model", "max_iter", _integer, 10, "ALS iterations", **_AT_LEAST_1),
+    Option("alpha", "model", "alpha", _number, 10.0, "implicit ALS confidence scale"),
+    Option("bias-reg", "model", "bias_reg", _number, 10.0,
+           "shrinkage of user and artist biases, in pseudo-ratings"),
+    Option("seed", "model", "seed", _integer, 42, "seed of the splits, the folds and ALS"),
+    Option("top-n", "model", "top_n", _integer, 5, "recommendations per user", **_AT_LEAST_1),
+    Option("popular-n", "model", "popular_n", _integer, 100, "length of the popularity list"),
+    Option("ranks", "tuning", "ranks", _integers, (10, 20, 50), "ALS ranks to try",
+           valid=lambda v: bool(v) and min(v) >= 1, problem="{flag} must be positive integers, got {v}"),
+    Option("reg-params", "tuning", "reg_params", _numbers, (0.05, 0.1, 0.2), "ALS regParam values to try",
+           valid=lambda v: bool(v) and min(v) >= 0, problem="{flag} must be non-negative, got {v}"),
+    Option("folds", "tuning", "folds", _integer, 0,
+           "k-fold cross-validation over train+validation (0: one hold-out split)",
+           valid=lambda v: v == 0 or v >= 2, problem="{flag} must be 0 (hold-out validation) or at least 2, got {v}"),
+    # One default: the default feedback's metric; from_fields and parse_args follow the feedback given.
+    Option("metric", "tuning", "metric", _text, _DEFAULT_FEEDBACK.default_metric,
+           "model selection metric (default: the feedback's, rmse for explicit, ndcg for implicit)",
+           valid=lambda v: v in _METRICS, problem=f"{{flag}} must be {_one_of(*_METRICS)}, got {{v!r}}"),
+    Option("k", "tuning", "k", _integer, 10, "cut-off for the ranking metrics", **_AT_LEAST_1),
+    Option("relevance-threshold", "tuning", "relevance_threshold", _number, 70.0,
+           "a test rating at or above this counts as relevant (explicit)"),
+    Option("validation-share", "tuning", "validation_share", _number, 0.1, "share of the ratings to tune on",
+           valid=lambda v: 0 < v < 0.5, problem=_SHARES),
+    Option("test-share", "tuning", "test_share", _number, 0.1, "share of the ratings to evaluate on",
+           valid=lambda v: 0 < v < 0.5, problem=_SHARES),
+    Option("parallelism", "tuning", "parallelism", _integer, 2, "candidate models fitted at once", **_AT_LEAST_1),
+    Option("popularity-weights", "tuning", "popularity_weights", _numbers, (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
+           "ranking bonus per log(1+ratings of the artist), as shares of the rating scale, tried on "
+           "validation NDCG (0 alone: rank by predicted score)",
+           valid=lambda v: bool(v) and min(v) >= 0, problem="{flag} must be non-negative, got {v}"),
+    Option("max-quarantine-share", "gates", "max_quarantine_share", _number, 0.05,
+           "fail the run if more of the input is quarantined",
+           valid=lambda v: 0 <= v <= 1, problem="{flag} must lie in 0..1, got {v}"),
+    Option("min-rmse-gain", "gates", "min_rmse_gain", _number, 0.0,
+           "quality gate: required relative RMSE gain over the bias baseline"),
+    Option("min-ndcg-gain", "gates", "min_ndcg_gain", _number, 0.0,
+           "quality gate (implicit): required relative NDCG gain over popularity"),
+    Option("master", "spark", "master", _text, "local[2]", "Spark master, local runs only", local_only=True),
+    Option("driver-memory", "spark", "driver_memory", _text, "4g", "local runs only", local_only=True),
+    Option("shuffle-partitions", "spark", "shuffle_partitions", _integer, 0,
+           "partitions of every shuffle, and ALS's user/item blocks (0, the default: twice the cores "
+           "Spark has, e.g. 4 on local[2], 144 on 9 G.2X executors)",
+           valid=lambda v: v >= 0, problem="{flag} must be 0 (auto) or more, got {v}"),
+    Option("checkpoint-dir", "spark", "checkpoint_dir", _text, None,
+           "Spark checkpoint directory (default: a temp dir)"),
+    Option("output", "sinks", "output", _directory, None, "output directory (local path or s3://)"),
+    Option("runs-root", "sinks", "runs_root", _directory, None,
+           "publish as ROOT/runs/<run_id>/ and point ROOT/latest.json at it"),
+    Option("dynamodb-table", "sinks", "dynamodb_table", _text, None, "publish to this DynamoDB table"),
+    Option("dynamodb-endpoint", "sinks", "dynamodb_endpoint", _text, None,
+           "DynamoDB endpoint URL (local stand-ins only)"),
+    Option("dynamodb-region", "sinks", "dynamodb_region", _text, None,
+           "AWS region of the table (default: the environment's)"),
+    Option("dynamodb-ttl-days", "sinks", "dynamodb_ttl_days", _integer, 30, "items of a run expire after this",
+           valid=lambda v: v >= 1, problem=_SINK_LIMITS),
+    Option("dynamodb-max-writes-per-s", "sinks", "dynamodb_max_writes_per_s", _number, 0.0,
+           "cap on item writes per second across the job (0: no cap)", valid=lambda v: v >= 0, problem=_SINK_LIMITS),
+    Option("aurora-url", "sinks", "aurora_url", _text, None,
+           "SQLAlchemy URL, e.g. mysql+pymysql://user@host/db or sqlite:///f.db"),
+    Option("aurora-secret-arn", "sinks", "aurora_secret_arn", _text, None,
+           "Secrets Manager secret with the Aurora credentials"),
+    Option("aurora-batch-size", "sinks", "aurora_batch_size", _integer, 5000, "rows per insert into Aurora",
+           valid=lambda v: v >= 1, problem=_SINK_LIMITS),
+)
+_BY_FLAG = {o.flag: o for o in OPTIONS}
+_BY_FIELD = {o.field: o for o in OPTIONS}
+_DEFAULTS: dict[str, Any] = {o.field: o.default for o in OPTIONS}  # the groups' defaults
+_GROUP_HELP = {
+    "input": "what to read",
+    "model": "the model and its recommendations",
+    "tuning": "model selection on held-out data",
+    "gates": "quality gates: a run that fails one publishes nothing",
+    "spark": "Spark session (on AWS the cluster sizes itself)",
+    "sinks": "where results go: --output DIR or --runs-root ROOT, plus DynamoDB and Aurora",
+}
+
+
+def _raise(problems: Iterable[str]) -> None:
+    unique = list(dict.fromkeys(problems))  # options that share a message report it once
+    if unique:
+        raise ConfigError("; ".join(unique))
+
+
+class _Checked:
+    """A group of options checks each of its values against its declaration."""
+
+    def __post_init__(self) -> None:
+        _raise(p for f in fields(self) if (p := _BY_FIELD[f.name].check(getattr(self, f.name))))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class InputOptions(_Checked):
+    inputs: tuple[str, ...]
+    input_format: str = _DEFAULTS["input_format"]
+    artists: str | None = _DEFAULTS["artists"]
+    score_pairs: str | None = _DEFAULTS["score_pairs"]
+
+
+@dataclass(frozen=True)
+class ModelOptions(_Checked):
+    feedback: Feedback = _DEFAULTS["feedback"]
+    max_iter: int = _DEFAULTS["max_iter"]
+    alpha: float = _DEFAULTS["alpha"]
+    bias_reg: float = _DEFAULTS["bias_reg"]
+    seed: int = _DEFAULTS["seed"]
+    top_n: int = _DEFAULTS["top_n"]
+    popular_n: int = _DEFAULTS["popular_n"]
+
+
+@dataclass(frozen=True)
+class TuningOptions(_Checked):
+    ranks: tuple[int, ...] = _DEFAULTS["ranks"]
+    reg_params: tuple[float, ...] = _DEFAULTS["reg_params"]
+    folds: int = _DEFAULTS["folds"]
+    metric: str = _DEFAULTS["metric"]
+    k: int = _DEFAULTS["k"]
+    relevance_threshold: float = _DEFAULTS["relevance_threshold"]
+    validation_share: float = _DEFAULTS["validation_share"]
+    test_share: float = _DEFAULTS["test_share"]
+    parallelism: int = _DEFAULTS["parallelism"]
+    popularity_weights: tuple[float, ...] = _DEFAULTS["popularity_weights"]
+
+
+@dataclass(frozen=True)
+class GateOptions(_Checked):
+    max_quarantine_share: float = _DEFAULTS["max_quarantine_share"]
+    min_rmse_gain: float = _DEFAULTS["min_rmse_gain"]
+    min_ndcg_gain: float = _DEFAULTS["min_ndcg_gain"]
+
+
+@dataclass(frozen=True)
+class SparkOptions(_Checked):
+    master: str = _DEFAULTS["master"]
+    driver_memory: str = _DEFAULTS["driver_memory"]
+    shuffle_partitions: int = _DEFAULTS["shuffle_partitions"]  # 0: twice the cores (see shuffle_partitions_for)
+    checkpoint_dir: str | None = _DEFAULTS["checkpoint_dir"]
+
+
+@dataclass(frozen=True)
+class SinkOptions(_Checked):
+    output: str | None = _DEFAULTS["output"]
+    runs_root: str | None = _DEFAULTS["runs_root"]
+    dynamodb_table: str | None = _DEFAULTS["dynamodb_table"]
+    dynamodb_endpoint: str | None = _DEFAULTS["dynamodb_endpoint"]
+    dynamodb_region: str | None = _DEFAULTS["dynamodb_region"]
+    dynamodb_ttl_days: int = _DEFAULTS["dynamodb_ttl_days"]
+    dynamodb_max_writes_per_s: float = _DEFAULTS["dynamodb_max_writes_per_s"]
+    aurora_url: str | None = _DEFAULTS["aurora_url"]
+    aurora_secret_arn: str | None = _DEFAULTS["aurora_secret_arn"]
+    aurora_batch_size: int = _DEFAULTS["aurora_batch_size"]
+
+
+def _joint_problems(value: Callable[[str], Any]) -> list[str]:
+    """Checks across options; `value` gives an option's value by field name."""
+    problems = []
+    if bool(value("output")) == bool(value("runs_root")):
+        problems.append("give exactly one of --output DIR (plain outputs) or --runs-root ROOT "
+                        "(versioned runs/<run_id>/ plus latest.json)")
+    if value("aurora_url") and value("aurora_secret_arn"):
+        problems.append("give --aurora-url (local) or --aurora-secret-arn (AWS), not both")
+    if value("feedback") == Feedback.IMPLICIT and value("metric") == "rmse":
+        problems.append("--feedback implicit has no rating scale to compute RMSE on: use --metric ndcg")
+    return problems
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    input: InputOptions
+    model: ModelOptions = field(default_factory=ModelOptions)
+    tuning: TuningOptions = field(default_factory=TuningOptions)
+    gates: GateOptions = field(default_factory=GateOptions)
+    spark: SparkOptions = field(default_factory=SparkOptions)
+    sinks: SinkOptions = field(default_factory=SinkOptions)
+
+    def __post_init__(self) -> None:
+        _raise(_joint_problems(lambda name: getattr(getattr(self, _BY_FIELD[name].group), name)))
+
+    @classmethod
+    def from_fields(cls, **values: Any) -> JobConfig:
+        """A config from option values by field name (`top_n=3`; text is read like the command
+        line's); absent ones take their defaults, --metric the feedback's. Every problem is
+        reported at once."""
+        return _build(values)
+
+    def output_for(self, run_id: str) -> str:
+        from glue_jobs.contracts import run_path
+
+        return self.sinks.output or run_path(self.sinks.runs_root or "", run_id)
+
+
+_GROUPS: dict[str, type[_Checked]] = {
+    "input": InputOptions, "model": ModelOptions, "tuning": TuningOptions,
+    "gates": GateOptions, "spark": SparkOptions, "sinks": SinkOptions,
+}
+
+
+def _build(given: Mapping[str, Any]) -> JobConfig:
+    unknown = sorted(set(given) - set(_BY_FIELD))
+    if unknown:
+        raise TypeError(f"no option has the field(s) {', '.join(unknown)}")
+    values = dict(_DEFAULTS)
+    problems = []
+    for name, value in given.items():
+        try:
+            values[name] = _BY_FIELD[name].read(value) if isinstance(value, str) else value
+        except ValueError as exc:
+            problems.append(str(exc))
+    if "metric" not in given and isinstance(values["feedback"], Feedback):
+        values["metric"] = values["feedback"].default_metric
+    problems += [p for o in OPTIONS if (p := o.check(values[o.field]))]
+    _raise([*problems, *_joint_problems(values.__getitem__)])
+    return JobConfig(**{group: cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+                        for group, cls in _GROUPS.items()})
+
+
+def _closest(name: str) -> str:
+    """' (did you mean --x?)' for the declared flag nearest to `name`, or ''."""
+    near = difflib.get_close_matches("--" + name.lstrip("-").replace("_", "-"), [f"--{o.flag}" for o in OPTIONS], n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def _help(option: Option) -> str:
+    shown = ",".join(map(str, option.default)) if isinstance(option.default, tuple) else option.default
+    # A help text that explains its own default keeps it; the rest show the declared one.
+    if option.default is None or "default" in option.help:
+        return option.help
+    return f"{option.help} (default: {shown})"
+
+
+class _StrictParser(argparse.ArgumentParser):
+    """argparse that raises ConfigError instead of exiting, so every bad option is reported alike."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m glue_jobs.recommender",
-        description="Train bias-aware ALS on user-artist ratings and publish top-N recommendations.",
-    )
-    p.add_argument("--input", required=True,
-                   help="ratings: file(s), directory or glob, comma-separated; .gz allowed")
-    p.add_argument("--output", help="output directory (local path or s3://)")
-    p.add_argument("--runs-root", help="publish as ROOT/runs/<run_id>/ and point ROOT/latest.json at it")
-    p.add_argument("--artists", help="artist names file: artist_id<TAB>name, Windows-1252")
-    p.add_argument("--top-n", type=int, default=5, help="recommendations per user (default 5)")
-    p.add_argument("--ranks", type=_int_list, default=(10, 20, 50), help="ALS ranks to try")
-    p.add_argument("--reg-params", type=_float_list, default=(0.05, 0.1, 0.2),
-                   help="ALS regParam values to try")
-    p.add_argument("--max-iter", type=int, default=10, help="ALS iterations (default 10)")
-    p.add_argument("--feedback", default="explicit", help="explicit (ratings) or implicit (plays)")
-    p.add_argument("--score-pairs", help="tab-separated user_id, artist_id pairs to score")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--input-format", default="auto",
-                   help="r1 (tab-separated), dms (AWS DMS CSV with Op column) or auto")
-    p.add_argument("--folds", type=int, default=0,
-                   help="k-fold cross-validation over train+validation (0: one hold-out split)")
-    p.add_argument("--metric", default=None,
-                   help="model selection metric: rmse (explicit default) or ndcg (implicit default)")
-    p.add_argument("--k", type=int, default=10, help="cut-off for the ranking metrics")
-    p.add_argument("--relevance-threshold", type=float, default=70.0,
-                   help="a test rating at or above this counts as relevant (explicit)")
-    p.add_argument("--bias-reg", type=float, default=10.0,
-                   help="shrinkage of user and artist biases, in pseudo-ratings")
-    p.add_argument("--alpha", type=float, default=10.0, help="implicit ALS confidence scale")
-    p.add_argument("--validation-share", type=float, default=0.1)
-    p.add_argument("--test-share", type=float, default=0.1)
-    p.add_argument("--max-quarantine-share", type=float, default=0.05,
-                   help="fail the run if more of the input is quarantined (default 0.05)")
-    p.add_argument("--min-rmse-gain", type=float, default=0.0,
-                   help="quality gate: required relative RMSE gain over the bias baseline")
-    p.add_argument("--min-ndcg-gain", type=float, default=0.0,
-                   help="quality gate (implicit): required relative NDCG gain over popularity")
-    p.add_argument("--parallelism", type=int, default=2, help="candidate models fitted at once")
-    p.add_argument("--popular-n", type=int, default=100, help="length of the popularity list")
-    p.add_argument("--popularity-weights", type=_float_list, default=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
-                   help="ranking bonus per log(1+ratings of the artist), as shares of the rating "
-                        "scale, tried on validation NDCG (0 alone: rank by predicted score)")
-    p.add_argument("--checkpoint-dir", help="Spark checkpoint directory (default: a temp dir)")
-    p.add_argument("--shuffle-partitions", type=int, default=0,
-                   help="partitions of every shuffle, and ALS's user/item blocks (0, the default: "
-                        "twice the cores Spark has, e.g. 4 on local[2], 144 on 9 G.2X executors)")
-    p.add_argument("--driver-memory", default="4g", help="local runs only")
-    p.add_argument("--master", default="local[2]", help="local runs only")
-    p.add_argument("--dynamodb-table", help="publish to this DynamoDB table")
-    p.add_argument("--dynamodb-endpoint", help="DynamoDB endpoint URL (local stand-ins only)")
-    p.add_argument("--dynamodb-region", help="AWS region of the table (default: the environment's)")
-    p.add_argument("--dynamodb-ttl-days", type=int, default=30, help="items of a run expire after this")
-    p.add_argument("--dynamodb-max-writes-per-s", type=float, default=0.0,
-                   help="cap on item writes per second across the job (0: no cap)")
-    p.add_argument("--aurora-url", help="SQLAlchemy URL, e.g. mysql+pymysql://user@host/db or sqlite:///f.db")
-    p.add_argument("--aurora-secret-arn", help="Secrets Manager secret with the Aurora credentials")
-    p.add_argument("--aurora-batch-size", type=int, default=5000)
-    return p
-
-
-def config_from_namespace(ns: argparse.Namespace) -> JobConfig:
-    """Option dests are named like the config's fields; only a few need shaping."""
-    values = {f.name: getattr(ns, f.name) for f in fields(JobConfig) if hasattr(ns, f.name)}
-    values.update(
-        inputs=tuple(p.strip() for p in ns.input.split(",") if p.strip()),
-        output=ns.output.rstrip("/") if ns.output else None,
-        runs_root=ns.runs_root.rstrip("/") if ns.runs_root else None,
-        metric=ns.metric or ("rmse" if ns.feedback == "explicit" else "ndcg"),
-        ranks=tuple(ns.ranks), reg_params=tuple(ns.reg_params), popularity_weights=tuple(ns.popularity_weights),
-    )
-    return JobConfig(**values)
+    """The job's command line, grouped like JobConfig; values stay text until parse_args reads them."""
+    parser = _StrictParser(
+        prog="python -m glue_jobs.recommender", allow_abbrev=False,
+        description="Train bias-aware ALS on user-artist ratings and publish top-N recommendations.")
+    groups = {name: parser.add_argument_group(name, text) for name, text in _GROUP_HELP.items()}
+    for o in OPTIONS:
+        groups[o.group].add_argument(f"--{o.flag}", dest=o.field, metavar=o.flag.upper().replace("-", "_"),
+                                     required=o.required, help=_help(o))
+    return parser
 
 
 def parse_args(argv: Sequence[str]) -> JobConfig:
-    """Parses a command line; unknown options (Glue adds its own) are ignored."""
-    parser = build_parser()
-    ns, _unknown = parser.parse_known_args(list(argv))
-    return config_from_namespace(ns)
+    """Parses a command line strictly: an unknown option is an error naming it (Glue's own
+    options never get here, see glue_argv)."""
+    ns, extra = build_parser().parse_known_args(list(argv))
+    if extra:
+        unknown = [a.split("=", 1)[0] for a in extra if a.startswith("-")]
+        raise ConfigError("; ".join(f"unknown option {name}{_closest(name)}" for name in unknown)
+                          if unknown else f"unexpected argument {extra[0]!r}")
+    return _build({o.field: text for o in OPTIONS if (text := getattr(ns, o.field)) is not None})
 
 
 def option_names() -> list[str]:
     """The job's option names without dashes, as Glue job parameters spell them."""
-    names = []
-    for action in build_parser()._actions:
-        for opt in action.option_strings:
-            if opt.startswith("--") and opt != "--help":
-                names.append(opt[2:])
-    return names
+    return [o.flag for o in OPTIONS]
+
+
+def add_options(parser: argparse.ArgumentParser, names: Iterable[str], *, required: Iterable[str] = ()) -> None:
+    """Adds the declared options with these flag names (e.g. "runs-root") to another command line,
+    typed and with their defaults, under the config's field names (see sink_options)."""
+    must = set(required)
+    for name in names:
+        option = _BY_FLAG.get(name)
+        if option is None:
+            raise ConfigError(f"no option --{name}{_closest(name)}")
+
+        def typed(text: str, option: Option = option) -> Any:
+            try:
+                return option.parse(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+
+        parser.add_argument(f"--{name}", dest=option.field, metavar=name.upper().replace("-", "_"), type=typed,
+                            default=option.default, required=name in must, help=_help(option))
+
+
+def sink_options(ns: argparse.Namespace) -> SinkOptions:
+    """SinkOptions from a namespace holding some of the sink options (see add_options); the rest default."""
+    return SinkOptions(**{f.name: getattr(ns, f.name) for f in fields(SinkOptions) if hasattr(ns, f.name)})
+
+
+def _problem_of(option: Option, text: str) -> str | None:
+    try:
+        return option.check(option.read(text))
+    except ValueError as exc:
+        return str(exc)
+
+
+def job_arguments(values: Mapping[str, object]) -> dict[str, str]:
+    """The stacks' extra job options as Glue wants them ({"--top-n": "3"}), checked at synth time.
+
+    Keys may be flags with or without dashes or field names ("--top-n", "top-n", "top_n"); each
+    value is read and checked like the command line's. Unresolved CDK tokens pass unchecked.
+    """
+    out: dict[str, str] = {}
+    problems: list[str] = []
+    for key, value in values.items():
+        name = key.removeprefix("--")
+        option = _BY_FLAG.get(name) or _BY_FIELD.get(name)
+        text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        if option is None:
+            problems.append(f"unknown job argument {key!r}{_closest(name)}")
+        elif option.local_only:
+            problems.append(f"--{option.flag} applies to local runs only; on AWS the worker type "
+                            "and count size the job")
+        elif f"--{option.flag}" in out:
+            problems.append(f"job argument {key!r} repeats --{option.flag}")
+        else:
+            out[f"--{option.flag}"] = text
+            problem = None if "${Token[" in text else _problem_of(option, text)  # tokens resolve at deploy
+            if problem:
+                problems.append(problem)
+    _raise(problems)
+    return out
 
 
 def glue_argv(argv: Sequence[str], resolve: Callable[[list[str], list[str]], dict[str, str]]) -> list[str]:

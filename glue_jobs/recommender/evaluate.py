@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import model
+from glue_jobs.recommender.config import Feedback
 
 RANKING_METRICS = {
     "precision_at_k": "precisionAtK",
@@ -33,9 +34,9 @@ def prediction_errors(fitted: model.RecommenderModel, rated: DataFrame) -> dict[
     return rating_errors(scored, model.clip(F.col(model.PREDICTION), fitted.params))
 
 
-def relevant_items(test: DataFrame, feedback: str, threshold: float) -> DataFrame:
+def relevant_items(test: DataFrame, feedback: Feedback, threshold: float) -> DataFrame:
     """user_id, artist_id pairs of the test split that count as hits."""
-    if feedback == "explicit":
+    if feedback.has_ratings:
         liked = (F.col(c.RATING) >= threshold) & (F.col(c.RATING) <= c.RATING_MAX)
     else:
         liked = (F.col(c.RATING) > 0) & (F.col(c.RATING) != c.NEVER_PLAY_AGAIN)
@@ -66,9 +67,9 @@ def ranking_metrics(recommendations: DataFrame, relevant: DataFrame, k: int) -> 
     return out
 
 
-def popularity(train: DataFrame, feedback: str, threshold: float) -> DataFrame:
+def popularity(train: DataFrame, feedback: Feedback, threshold: float) -> DataFrame:
     """artist_id, popularity (number of users who liked it), n_ratings."""
-    if feedback == "explicit":
+    if feedback.has_ratings:
         liked = F.when(F.col(c.RATING) >= threshold, 1).otherwise(0)
     else:
         liked = F.when(F.col(c.RATING) > 0, 1).otherwise(0)

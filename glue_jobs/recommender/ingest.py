@@ -84,12 +84,12 @@ def _classify(user: Column, artist: Column, rating: Column, *, field_count_ok: C
     valid_rating = rating_l.between(c.RATING_MIN, c.RATING_MAX) | (rating_l == c.NEVER_PLAY_AGAIN)
     needs = F.lit(True) if rating_needed is None else rating_needed
     return (
-        F.when(~field_count_ok, "malformed_line")
-        .when(~ids_are_ints, "non_integer_id")
-        .when(artist_l.isin(list(c.PSEUDO_ARTISTS)), "pseudo_artist")
-        .when(~F.coalesce(in_range, F.lit(False)), "id_out_of_range")
-        .when(needs & ~rating.rlike(INT_PATTERN), "non_integer_rating")
-        .when(needs & ~F.coalesce(valid_rating, F.lit(False)), "rating_out_of_range")
+        F.when(~field_count_ok, c.MALFORMED_LINE)
+        .when(~ids_are_ints, c.NON_INTEGER_ID)
+        .when(artist_l.isin(list(c.PSEUDO_ARTISTS)), c.PSEUDO_ARTIST)
+        .when(~F.coalesce(in_range, F.lit(False)), c.ID_OUT_OF_RANGE)
+        .when(needs & ~rating.rlike(INT_PATTERN), c.NON_INTEGER_RATING)
+        .when(needs & ~F.coalesce(valid_rating, F.lit(False)), c.RATING_OUT_OF_RANGE)
     )
 
 
@@ -117,7 +117,7 @@ def parse_r1(lines: DataFrame) -> Ingested:
     latest_first = Window.partitionBy(c.USER_ID, c.ARTIST_ID, REASON).orderBy(
         F.col(SOURCE).desc(), F.col(POSITION).desc())
     reason = F.when(F.col(REASON).isNull() & (F.row_number().over(latest_first) > 1),
-                    F.lit("duplicate_pair")).otherwise(F.col(REASON))
+                    F.lit(c.DUPLICATE_PAIR)).otherwise(F.col(REASON))
     classified = typed.select(c.USER_ID, c.ARTIST_ID, c.RATING, reason.alias(REASON), SOURCE,
                               F.when(reason.isNotNull(), F.col(LINE)).alias(LINE)).cache()
     ratings = classified.filter(F.col(REASON).isNull()).select(c.USER_ID, c.ARTIST_ID, c.RATING)
@@ -160,7 +160,7 @@ def parse_dms(lines: DataFrame) -> Ingested:
                        rating_needed=F.col("_op") != "D")
     fields = fields.withColumn(
         REASON,
-        F.when(F.col("_ok") & ~F.col("_op").isin(*c.DMS_OPS), F.lit("unknown_dms_op")).otherwise(reason))
+        F.when(F.col("_ok") & ~F.col("_op").isin(*c.DMS_OPS), F.lit(c.UNKNOWN_DMS_OP)).otherwise(reason))
     typed = fields.select(
         F.col("_op").alias("op"), F.col("_ts").alias("ts"),
         F.col("_u").cast("int").alias(c.USER_ID), F.col("_a").cast("int").alias(c.ARTIST_ID),
@@ -196,3 +196,22 @@ def read_artist_names(spark: SparkSession, path: str) -> DataFrame:
     return (raw.filter(F.trim(c.ARTIST_ID).rlike(INT_PATTERN))
             .select(F.trim(c.ARTIST_ID).cast("int").alias(c.ARTIST_ID), F.trim(c.ARTIST_NAME).alias(c.ARTIST_NAME))
             .dropDuplicates([c.ARTIST_ID]))
+
+
+def read_pairs(spark: SparkSession, path: str) -> DataFrame:
+    """Pairs to score: user_id<TAB>artist_id. Every line must be a pair of integer ids, since
+    the output promises a score for every pair given."""
+    try:
+        lines = spark.read.text(path)
+    except Exception as exc:
+        raise InputError(f"cannot read --score-pairs {path}: {exc}") from exc
+    parts = F.split(F.regexp_replace("value", r"^\s+|\s+$", ""), "\t", -1)
+    parsed = lines.filter(F.length(F.regexp_replace("value", r"\s", "")) > 0).select(
+        "value", F.size(parts).alias("n"), parts.getItem(0).alias("u"), parts.getItem(1).alias("a"))
+    bad = parsed.filter((F.col("n") != 2) | ~F.col("u").rlike(INT_PATTERN) | ~F.col("a").rlike(INT_PATTERN))
+    n_bad = bad.count()
+    if n_bad:
+        example = bad.limit(1).collect()[0]["value"]
+        raise InputError(f"--score-pairs {path}: {n_bad} line(s) are not user_id<TAB>artist_id "
+                         f"integer pairs, e.g. {example!r}")
+    return parsed.select(F.col("u").cast("int").alias(c.USER_ID), F.col("a").cast("int").alias(c.ARTIST_ID))

@@ -34,9 +34,9 @@ def local_session(config: cfg.JobConfig) -> SparkSession:
     conf = SparkConf()
     builder = SparkSession.builder.appName("recommender")
     if launched_here and not conf.contains("spark.master"):
-        partitions = cfg.shuffle_partitions_for(config.shuffle_partitions, config.master)
-        builder = (builder.master(config.master)
-                   .config("spark.driver.memory", config.driver_memory)
+        partitions = cfg.shuffle_partitions_for(config.spark.shuffle_partitions, config.spark.master)
+        builder = (builder.master(config.spark.master)
+                   .config("spark.driver.memory", config.spark.driver_memory)
                    # RDD shuffles (inside ALS, the top-N step) split like the SQL ones.
                    .config("spark.default.parallelism", str(partitions))
                    .config("spark.ui.enabled", "false")
@@ -54,10 +54,10 @@ def local_session(config: cfg.JobConfig) -> SparkSession:
 def prepare_session(spark: SparkSession, config: cfg.JobConfig) -> None:
     # ALS checkpoints its factor RDDs every few iterations; without a checkpoint directory the
     # lineage grows with every iteration until a long run overflows the stack.
-    spark.sparkContext.setCheckpointDir(config.checkpoint_dir or tempfile.mkdtemp(prefix="als-ckpt-"))
+    spark.sparkContext.setCheckpointDir(config.spark.checkpoint_dir or tempfile.mkdtemp(prefix="als-ckpt-"))
     sc = spark.sparkContext
     spark.conf.set("spark.sql.shuffle.partitions", str(
-        cfg.shuffle_partitions_for(config.shuffle_partitions, sc.master or "", sc.defaultParallelism)))
+        cfg.shuffle_partitions_for(config.spark.shuffle_partitions, sc.master or "", sc.defaultParallelism)))
     # The run's own _SUCCESS is the contract; per-directory markers from Hadoop would also be
     # picked up by QuickSight's manifest prefix as a (bad) CSV file.
     spark.sparkContext._jsc.hadoopConfiguration().set(
@@ -71,20 +71,18 @@ def execute(spark: SparkSession, config: cfg.JobConfig) -> JobResult:
 
 def summary(result: JobResult) -> str:
     m = result.metrics
-    base = m["baselines"]
+    base, ranking, pop = m.baselines, m.test.ranking, m.baselines.popularity
 
-    def f(v: object) -> str:
+    def f(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
     return "\n".join([
         f"run {result.run_id} -> {result.output}",
-        f"  best rank={m['best_params']['rank']} reg_param={m['best_params']['reg_param']}",
-        f"  test RMSE {f(m['rmse'])}  (bias baseline {f(base['bias_rmse'])}, "
-        f"global mean {f(base['global_mean_rmse'])})",
-        f"  NDCG@{m['k']} {f(m['ndcg_at_k'])}  (popularity {f(base['popularity_ndcg_at_k'])}); "
-        f"precision@{m['k']} {f(m['precision_at_k'])} (popularity {f(base['popularity_precision_at_k'])})",
-        f"  quarantined {sum(m['quarantine'].values())} rows; "
-        f"timings {m['timings_s']}",
+        f"  best rank={m.best_params.rank} reg_param={m.best_params.reg_param}",
+        f"  test RMSE {f(m.rmse)}  (bias baseline {f(base.bias_rmse)}, global mean {f(base.global_mean_rmse)})",
+        f"  NDCG@{m.k} {f(ranking.ndcg_at_k)}  (popularity {f(pop.ndcg_at_k)}); "
+        f"precision@{m.k} {f(ranking.precision_at_k)} (popularity {f(pop.precision_at_k)})",
+        f"  quarantined {m.counts.quarantined} rows; timings {m.timings_s}",
     ])
 
 

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import storage
+from glue_jobs.recommender.config import Feedback
 
 BIAS = "bias"
 FEATURES = "features"
@@ -29,7 +30,7 @@ BIAS_SWEEPS = 3
 
 @dataclass(frozen=True)
 class ModelParams:
-    feedback: str
+    feedback: Feedback
     rank: int
     reg_param: float
     max_iter: int
@@ -89,13 +90,13 @@ def residual_scale(residuals: DataFrame) -> float:
     return float(std) if std and std > 1e-9 else 1.0
 
 
-def _als(feedback: str, rank: int, reg_param: float, max_iter: int, alpha: float, seed: int,
+def _als(feedback: Feedback, rank: int, reg_param: float, max_iter: int, alpha: float, seed: int,
          blocks: int) -> ALS:
     return ALS(
         rank=rank, regParam=reg_param, maxIter=max_iter, seed=seed, alpha=alpha,
-        implicitPrefs=feedback == "implicit", nonnegative=False,
+        implicitPrefs=not feedback.has_ratings, nonnegative=False,
         userCol=c.USER_ID, itemCol=c.ARTIST_ID,
-        ratingCol=RESIDUAL if feedback == "explicit" else c.RATING,
+        ratingCol=RESIDUAL if feedback.has_ratings else c.RATING,
         coldStartStrategy="nan", checkpointInterval=5,
         numUserBlocks=blocks, numItemBlocks=blocks,
     )
@@ -110,8 +111,8 @@ class Prepared:
     scale: float
 
 
-def prepare(train: DataFrame, feedback: str, bias_reg: float) -> Prepared:
-    if feedback == "implicit":
+def prepare(train: DataFrame, feedback: Feedback, bias_reg: float) -> Prepared:
+    if not feedback.has_ratings:
         data = train.cache()
         return Prepared(data, None, 1.0)
     biases = fit_biases(train, bias_reg)
@@ -121,7 +122,7 @@ def prepare(train: DataFrame, feedback: str, bias_reg: float) -> Prepared:
     return Prepared(data, biases, scale)
 
 
-def fit(prepared: Prepared, *, feedback: str, rank: int, reg_param: float, max_iter: int,
+def fit(prepared: Prepared, *, feedback: Feedback, rank: int, reg_param: float, max_iter: int,
         alpha: float, seed: int, blocks: int, rating_scale: tuple[float, float]) -> RecommenderModel:
     als_model = _als(feedback, rank, reg_param, max_iter, alpha, seed, blocks).fit(prepared.data)
     user_f = als_model.userFactors.withColumnRenamed("id", c.USER_ID)
@@ -161,7 +162,7 @@ def raw_score(model: RecommenderModel, pairs: DataFrame) -> DataFrame:
     items = model.items.select(c.ARTIST_ID, F.col(BIAS).alias("_bi"), F.col(FEATURES).alias("_fi"))
     joined = pairs.join(users, c.USER_ID, "left").join(F.broadcast(items), c.ARTIST_ID, "left")
     dot = F.coalesce(_dot(F.col("_fu"), F.col("_fi")), F.lit(0.0))
-    if p.feedback == "explicit":
+    if p.feedback.has_ratings:
         pred = (F.lit(p.global_mean) + F.coalesce(F.col("_bu"), F.lit(0.0))
                 + F.coalesce(F.col("_bi"), F.lit(0.0)) + F.lit(p.residual_scale) * dot)
     else:
@@ -188,6 +189,7 @@ def save(model: RecommenderModel, path: str) -> None:
 
 
 def load(spark: SparkSession, path: str) -> RecommenderModel:
-    params = ModelParams(**json.loads(storage.read_text(storage.join(path, "params.json"))))
+    saved = json.loads(storage.read_text(storage.join(path, "params.json")))
+    params = ModelParams(**{**saved, "feedback": Feedback(saved["feedback"])})
     return RecommenderModel(params, spark.read.parquet(storage.join(path, "users")),
                             spark.read.parquet(storage.join(path, "items")))

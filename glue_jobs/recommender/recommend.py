@@ -109,7 +109,7 @@ def model_catalog(model: RecommenderModel) -> Catalog:
     if not rows:
         return Catalog(ids, np.zeros((0, p.rank + 1)), np.zeros(0))
     factors = np.array([r[FEATURES] for r in rows], dtype=np.float64)
-    if p.feedback == "explicit":
+    if p.feedback.has_ratings:
         matrix = np.hstack([p.residual_scale * factors, np.ones((len(rows), 1))])
         offsets = p.global_mean + np.array([r[BIAS] for r in rows], dtype=np.float64)
     else:
@@ -126,7 +126,7 @@ def model_user_vectors(model: RecommenderModel, user_ids: DataFrame) -> DataFram
     zeros = F.array([F.lit(0.0)] * p.rank)
     joined = user_ids.select(c.USER_ID).distinct().join(model.users, c.USER_ID, "left")
     vec = F.concat(F.coalesce(F.col(FEATURES).cast("array<double>"), zeros), F.array(F.lit(1.0)))
-    offset = F.coalesce(F.col(BIAS), F.lit(0.0)) if p.feedback == "explicit" else F.lit(0.0)
+    offset = F.coalesce(F.col(BIAS), F.lit(0.0)) if p.feedback.has_ratings else F.lit(0.0)
     return joined.select(c.USER_ID, vec.alias("vec"), offset.cast("double").alias("offset"))
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
+
+from glue_jobs.recommender.metrics import RunMetrics
 
 WIDTH, HEIGHT, PAD = 560, 220, 40
 COLOURS = ("#2f6db5", "#e07b39", "#3a9c5b", "#b54a6d", "#7b5cb8")
@@ -81,16 +84,16 @@ def _short(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _metrics_table(metrics: dict[str, Any]) -> str:
-    base = metrics.get("baselines", {})
+def _metrics_table(metrics: RunMetrics) -> str:
+    test, base, k = metrics.test, metrics.baselines, metrics.k
+    model, pop = test.ranking, base.popularity
     rows = [
-        ("RMSE (lower is better)", metrics.get("rmse"), base.get("bias_rmse"), base.get("global_mean_rmse")),
-        ("MAE", metrics.get("mae"), base.get("bias_mae"), base.get("global_mean_mae")),
-        (f"precision@{metrics.get('k')}", metrics.get("precision_at_k"),
-         base.get("popularity_precision_at_k"), None),
-        (f"recall@{metrics.get('k')}", metrics.get("recall_at_k"), base.get("popularity_recall_at_k"), None),
-        (f"NDCG@{metrics.get('k')}", metrics.get("ndcg_at_k"), base.get("popularity_ndcg_at_k"), None),
-        (f"MAP@{metrics.get('k')}", metrics.get("map_at_k"), base.get("popularity_map_at_k"), None),
+        ("RMSE (lower is better)", test.rmse, base.bias_rmse, base.global_mean_rmse),
+        ("MAE", test.mae, base.bias_mae, base.global_mean_mae),
+        (f"precision@{k}", model.precision_at_k, pop.precision_at_k, None),
+        (f"recall@{k}", model.recall_at_k, pop.recall_at_k, None),
+        (f"NDCG@{k}", model.ndcg_at_k, pop.ndcg_at_k, None),
+        (f"MAP@{k}", model.map_at_k, pop.map_at_k, None),
     ]
 
     def cell(v: Any) -> str:
@@ -102,36 +105,31 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
             f"<th>global mean</th></tr>{body}</table>")
 
 
-def render(metrics: dict[str, Any], rating_hist: list[tuple[str, int]],
+def render(metrics: RunMetrics, rating_hist: list[tuple[str, int]],
            score_hist: list[tuple[str, int]]) -> str:
-    grid = metrics.get("grid", [])
-    metric = metrics.get("selection_metric", "rmse")
+    metric = metrics.selection_metric
     series: dict[str, list[tuple[float, float]]] = {}
-    for cand in grid:
+    for cand in metrics.grid:
         series.setdefault(f"rank {cand['rank']}", []).append((cand["reg_param"], cand[metric]))
-    best = metrics.get("best_params", {})
-    counts = metrics.get("counts", {})
-    quarantine = metrics.get("quarantine", {})
-    timings = metrics.get("timings_s", {})
-    gate = metrics.get("quality_gate", {})
-    q_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in quarantine.items())
-    c_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in counts.items())
+    best, gate = metrics.best_params, metrics.quality_gate
+    q_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in metrics.quarantine.items())
+    c_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in asdict(metrics.counts).items())
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Recommender run {html.escape(str(metrics.get('run_id')))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Recommender run {html.escape(metrics.run_id)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}.grid{{display:flex;flex-wrap:wrap;gap:2em}}</style></head>
-<body><h1>Recommender run {html.escape(str(metrics.get('run_id')))}</h1>
-<p>Feedback: {html.escape(str(metrics.get('feedback')))}. Best parameters: rank {best.get('rank')},
-regParam {best.get('reg_param')} (chosen on validation {html.escape(metric)}).
-Quality gate: <strong>{'passed' if gate.get('passed') else 'failed'}</strong>.
-Catalog coverage of the top-{metrics.get('top_n')}: {metrics.get('catalog_coverage', 0):.1%}.</p>
+<body><h1>Recommender run {html.escape(metrics.run_id)}</h1>
+<p>Feedback: {html.escape(metrics.feedback)}. Best parameters: rank {best.rank},
+regParam {best.reg_param} (chosen on validation {html.escape(metric)}).
+Quality gate: <strong>{'passed' if gate.passed else 'failed'}</strong>.
+Catalog coverage of the top-{metrics.top_n}: {metrics.catalog_coverage:.1%}.</p>
 {_metrics_table(metrics)}
 <div class="grid">
 <div>{line_chart(f'Validation {metric} over the grid', series, 'regParam', metric)}</div>
 <div>{bar_chart('Rating distribution (ratings learned from)', rating_hist)}</div>
 <div>{bar_chart('Recommendation scores', score_hist)}</div>
-<div>{bar_chart('Stage timings (s)', list(timings.items()), ' s')}</div>
+<div>{bar_chart('Stage timings (s)', list(metrics.timings_s.items()), ' s')}</div>
 </div>
 <div class="grid"><div><h3>Counts</h3><table>{c_rows}</table></div>
 <div><h3>Quarantined rows by reason</h3><table>{q_rows}</table></div></div>

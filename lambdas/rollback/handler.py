@@ -13,14 +13,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from glue_jobs import contracts as c
+from glue_jobs.recommender.config import SinkOptions
 from glue_jobs.recommender.publish import PublishError, PublishSettings, rollback
-from glue_jobs.recommender.publish.dynamo import DynamoSettings
 
 logger = Logger(service="rollback")
 
 
 def settings() -> PublishSettings:
-    return PublishSettings(runs_root=os.environ["RUNS_ROOT"], dynamo=DynamoSettings(os.environ["TABLE_NAME"]))
+    return PublishSettings.from_options(SinkOptions(runs_root=os.environ["RUNS_ROOT"],
+                                                    dynamodb_table=os.environ["TABLE_NAME"]))
 
 
 @logger.inject_lambda_context(clear_state=True)

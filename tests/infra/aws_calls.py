@@ -172,6 +172,10 @@ class Program:
         self.calls: dict[str, set[ApiCall]] = {}
         self.problems: set[Problem] = set()
         self.edges: dict[str, set[str]] = {}
+        # Calls of a method on an object of unknown class, to every method of that name: such a
+        # method can only run where its class's module was imported, so `reachable` follows
+        # these edges only once that module is reached from the same entry point.
+        self.name_edges: dict[str, set[str]] = {}
         self._solve()
 
     @classmethod
@@ -270,6 +274,9 @@ class Program:
             if isinstance(child, ast.ClassDef):
                 stack.extend(child.decorator_list)
                 stack.extend(child.bases)
+                continue
+            if isinstance(child, ast.If) and ast.unparse(child.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                stack.extend(child.orelse)  # imports for the type checker only never run
                 continue
             stack.extend(ast.iter_child_nodes(child))
 
@@ -373,6 +380,16 @@ class Program:
             # an object of unknown class: any of our methods of that name may run
             return [(m, 1) for m in self.methods_by_name.get(f.attr, [])]
         return []
+
+    def _by_name(self, func: Func, call: ast.Call) -> bool:
+        """Whether `_callees` could only match the call's method by its name."""
+        f = call.func
+        if not isinstance(f, ast.Attribute) or self._resolve_expr(func, f) is not None:
+            return False
+        if isinstance(f.value, ast.Name) and f.value.id in ("self", "cls") and func.cls \
+                and self._method(func.cls, f.attr):
+            return False
+        return not self.services(func, f.value)
 
     # ---- abstract evaluation --------------------------------------------------------------
 
@@ -517,7 +534,11 @@ class Program:
                 edges |= self._imported_modules(module, node)
             if not isinstance(node, ast.Call):
                 continue
-            edges.update(k for k, _ in self._callees(func, node) if not k.startswith("class "))
+            callees = {k for k, _ in self._callees(func, node) if not k.startswith("class ")}
+            if self._by_name(func, node):
+                self.name_edges.setdefault(func.key, set()).update(callees)
+            else:
+                edges.update(callees)
             if self._is_client_factory(func, node):
                 service = self._service_of(func, node)
                 if service is None:
@@ -589,15 +610,20 @@ class Program:
 
     def reachable(self, roots: Iterable[str]) -> set[str]:
         seen: set[str] = set()
+        by_name: set[str] = set()  # methods called by name only, waiting for their module
         stack = [r for r in roots if r in self.funcs]
         while stack:
-            key = stack.pop()
-            if key in seen:
-                continue
-            seen.add(key)
-            func = self.funcs[key]
-            stack.append(f"{func.module}:<module>")  # running a function means its module was imported
-            stack.extend(e for e in self.edges.get(key, ()) if e in self.funcs)
+            while stack:
+                key = stack.pop()
+                if key in seen:
+                    continue
+                seen.add(key)
+                func = self.funcs[key]
+                stack.append(f"{func.module}:<module>")  # running a function means its module was imported
+                stack.extend(e for e in self.edges.get(key, ()) if e in self.funcs)
+                by_name |= self.name_edges.get(key, set())
+            # An instance exists only where its class's module was imported in this process.
+            stack = [m for m in by_name - seen if f"{self.funcs[m].module}:<module>" in seen]
         return seen
 
     def entry_calls(self, roots: Iterable[str]) -> set[ApiCall]:

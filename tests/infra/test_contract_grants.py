@@ -91,11 +91,13 @@ KMS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
 
 
 def _publish_settings_without_aurora(program: Program) -> bool:
-    """Every PublishSettings(...) the rollback handler builds leaves aurora unset."""
+    """Every SinkOptions(...) the rollback handler builds (PublishSettings.from_options' input)
+    names its options by keyword and leaves the aurora ones unset."""
     tree = program.modules["lambdas.rollback.handler"].tree
     built = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-             and n.func.id == "PublishSettings"]
-    return bool(built) and all(len(n.args) < 3 and all(k.arg != "aurora" for k in n.keywords) for n in built)
+             and n.func.id in ("PublishSettings", "SinkOptions")]
+    return bool(built) and all(not n.args and all(k.arg and not k.arg.startswith("aurora") for k in n.keywords)
+                               for n in built)
 
 
 # Calls the analysis reaches only through a branch an entry point never takes (the analysis
@@ -397,6 +399,44 @@ def read(key):
                     Grant(("s3:ListBucket",), (), ("arn:aws:s3:::b",), "t")],
                    needs(program, "m", calls, frozenset({"s3"})))
     assert len(gaps) == 1 and gaps[0].startswith("kms:Decrypt: not granted")
+
+
+def test_a_method_called_by_name_runs_only_where_its_class_is_imported() -> None:
+    """`x.check()` on an object of unknown class may run any `check` method, but only of a class
+    whose module the entry point imports (not just for the type checker): no instance exists
+    anywhere else."""
+    program = Program({
+        "sinks": ("sinks.py", '''
+import boto3
+
+class Table:
+    def check(self):
+        boto3.client("dynamodb").describe_table(TableName="t")
+'''),
+        "api": ("api.py", '''
+def handler(event, context):
+    event["option"].check()
+'''),
+        "job": ("job.py", '''
+import sinks
+
+def main(thing):
+    thing.check()
+'''),
+        "typed": ("typed.py", '''
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sinks
+
+def main(thing):
+    thing.check()
+'''),
+    })
+    assert program.entry_calls(program.lambda_roots("api.handler")) == set()
+    assert program.entry_calls(program.lambda_roots("typed.main")) == set()  # never imported at run time
+    assert {(c.service, c.operation) for c in program.entry_calls(program.lambda_roots("job.main"))} == {
+        ("dynamodb", "DescribeTable")}
 
 
 def report(built: Built) -> dict[str, list[str]]:

@@ -42,7 +42,7 @@ def test_rollback_points_serving_and_latest_back_at_a_complete_run(published: An
     s3, ddb = published
     result = rollback.handler({"run_id": RUN_A}, LambdaContext())
     assert result["ok"] is True
-    assert dynamo.active_run(ddb, "recs")[c.DDB_ACTIVE_RUN] == RUN_A  # type: ignore[index]
+    assert dynamo.read_pointer(ddb, "recs").run_id == RUN_A  # type: ignore[union-attr]
     latest = json.loads(s3.get_object(Bucket="curated", Key="latest.json")["Body"].read())
     assert latest["run_id"] == RUN_A and latest["previous_run_id"] == RUN_B
     manifest = json.loads(s3.get_object(Bucket="curated", Key=c.QUICKSIGHT_MANIFEST_FILE)["Body"].read())
@@ -57,7 +57,7 @@ def test_rollback_refuses_incomplete_or_malformed_runs(published: Any, run_id: s
     _, ddb = published
     result = rollback.handler({"run_id": run_id}, LambdaContext())
     assert result["ok"] is False and message in result["error"]
-    assert dynamo.active_run(ddb, "recs")[c.DDB_ACTIVE_RUN] == RUN_B  # type: ignore[index]
+    assert dynamo.read_pointer(ddb, "recs").run_id == RUN_B  # type: ignore[union-attr]
 
 
 def test_rollback_refuses_a_run_whose_items_expired(published: Any) -> None:

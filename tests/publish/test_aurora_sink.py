@@ -12,7 +12,7 @@ from moto import mock_aws
 from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import aurora
 from glue_jobs.recommender.publish.aurora import AuroraSettings
-from glue_jobs.recommender.publish.dynamo import PublishError
+from glue_jobs.recommender.publish.errors import PublishError
 
 pytestmark = pytest.mark.mysql
 RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
@@ -44,6 +44,11 @@ def test_migrations_are_versioned_and_idempotent(mysql_url: str) -> None:
     tables = set(inspector.get_table_names())
     assert {c.SQL_RECOMMENDATIONS, c.SQL_ARTISTS, c.SQL_MODEL_RUNS, c.SQL_MIGRATIONS} <= tables
     assert "ix_model_runs_status_started" in {ix["name"] for ix in inspector.get_indexes(c.SQL_MODEL_RUNS)}
+
+
+def test_one_migration_per_schema_version() -> None:
+    """The stack names c.SCHEMA_VERSION without importing the sink: the two must agree."""
+    assert [version for version, _ in aurora.MIGRATIONS] == list(range(1, c.SCHEMA_VERSION + 1))
 
 
 def test_publish_swaps_in_the_new_run_and_keeps_the_previous(mysql_url: str) -> None:
@@ -95,6 +100,19 @@ def test_publishing_the_same_run_twice_gives_the_same_table(mysql_url: str) -> N
     aurora.publish(engine, RUN_A, iter(rows(20)), 100, metrics=METRICS)
     assert served(engine) == (100, {RUN_A})
     assert statuses(engine) == {RUN_A: "published"}
+
+
+def test_a_rollback_reload_keeps_the_runs_recorded_figures(mysql_url: str) -> None:
+    engine = sa.create_engine(mysql_url)
+    aurora.publish(engine, RUN_A, iter(rows(10)), 50, metrics=METRICS)
+    aurora.publish(engine, RUN_B, iter(rows(10)), 50, metrics=METRICS)
+    aurora.publish(engine, RUN_A, iter(rows(10)), 50, metrics=None)  # what a rollback does
+    assert served(engine) == (50, {RUN_A})
+    assert statuses(engine) == {RUN_A: "published", RUN_B: "superseded"}
+    with engine.connect() as conn:
+        run = conn.execute(sa.text(f"SELECT params, metrics FROM {c.SQL_MODEL_RUNS} WHERE run_id = :r"),
+                           {"r": RUN_A}).one()
+    assert json.loads(run.params) == {"rank": 10} and json.loads(run.metrics)["rmse"] == 12.0
 
 
 def test_unreachable_database_is_named_without_the_password() -> None:

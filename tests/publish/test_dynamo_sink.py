@@ -9,7 +9,7 @@ import pytest
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import dynamo
-from glue_jobs.recommender.publish.dynamo import PublishError
+from glue_jobs.recommender.publish.errors import PublishError
 
 NOW = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
 RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
@@ -69,17 +69,25 @@ def test_permanent_throttling_fails_with_a_clear_message(moto_endpoint: str, tab
 
 def test_pointer_moves_forward_only_unless_rolled_back(moto_endpoint: str, table: str) -> None:
     ddb = client(moto_endpoint)
-    assert dynamo.active_run(ddb, table) is None
+
+    def active() -> str | None:
+        pointer = dynamo.read_pointer(ddb, table)
+        return pointer.run_id if pointer else None
+
+    assert active() is None
     dynamo.flip_pointer(ddb, table, RUN_A, 5)
     dynamo.flip_pointer(ddb, table, RUN_B, 5)
-    assert dynamo.active_run(ddb, table) == {c.DDB_ACTIVE_RUN: RUN_B, c.DDB_PREVIOUS_RUN: RUN_A, c.DDB_TOP_N: 5}
+    pointer = dynamo.read_pointer(ddb, table)
+    assert pointer and (pointer.run_id, pointer.previous_run_id, pointer.top_n) == (RUN_B, RUN_A, 5)
+    assert pointer.updated_at and datetime.fromisoformat(pointer.updated_at).tzinfo is not None
     dynamo.flip_pointer(ddb, table, RUN_B, 5)  # publishing the same run again changes nothing
-    assert dynamo.active_run(ddb, table)[c.DDB_PREVIOUS_RUN] == RUN_A  # type: ignore[index]
+    assert dynamo.read_pointer(ddb, table) == pointer
+    # The conditional write itself refuses an older run (the guard against a concurrent publisher).
     with pytest.raises(PublishError, match="older than the active run"):
         dynamo.flip_pointer(ddb, table, RUN_A, 5)
-    assert dynamo.active_run(ddb, table)[c.DDB_ACTIVE_RUN] == RUN_B  # type: ignore[index]
+    assert active() == RUN_B
     dynamo.flip_pointer(ddb, table, RUN_A, 5, force=True)
-    assert dynamo.active_run(ddb, table)[c.DDB_ACTIVE_RUN] == RUN_A  # type: ignore[index]
+    assert active() == RUN_A
 
 
 def test_missing_or_misshapen_table_is_named(moto_endpoint: str) -> None:

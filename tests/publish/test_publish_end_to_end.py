@@ -16,7 +16,7 @@ from glue_jobs import datagen
 from glue_jobs.recommender.config import JobConfig
 from glue_jobs.recommender.job import JobFailed
 from glue_jobs.recommender.main import execute
-from glue_jobs.recommender.publish import PublishError, PublishSettings, dynamo, publish_run
+from glue_jobs.recommender.publish import PublishError, PublishSettings, RunToPublish, dynamo, publish_run
 from glue_jobs.recommender.publish import __main__ as publish_cli
 from glue_jobs.recommender.publish.dynamo import DynamoSettings
 
@@ -39,12 +39,12 @@ def config(ratings_file: Path, runs_root: Path, table: str, endpoint: str, mysql
         shuffle_partitions=2, dynamodb_table=table, dynamodb_endpoint=endpoint, aurora_url=mysql_url,
         min_rmse_gain=-1.0)  # 8k ratings are too few for ALS to beat the biases; the gate is tested elsewhere
     base.update(kw)
-    return JobConfig(**base)
+    return JobConfig.from_fields(**base)
 
 
 def pointer(endpoint: str, table: str) -> str | None:
-    active = dynamo.active_run(boto3.client("dynamodb", endpoint_url=endpoint), table)
-    return active[c.DDB_ACTIVE_RUN] if active else None
+    active = dynamo.read_pointer(boto3.client("dynamodb", endpoint_url=endpoint), table)
+    return active.run_id if active else None
 
 
 def aurora_runs(mysql_url: str) -> set[str]:
@@ -60,7 +60,7 @@ def test_publish_rerun_refusal_and_rollback(spark, ratings_file: Path, tmp_path:
     root = tmp_path / "curated"
     first = execute(spark, config(ratings_file, root, table, moto_endpoint, mysql_url))
     run_a = first.run_id
-    users = first.metrics["counts"]["users"]
+    users = first.metrics.counts.users
 
     # files: the run's folder, latest.json and the QuickSight manifest
     assert Path(first.output) == root / c.RUNS_PREFIX / run_a
@@ -86,7 +86,7 @@ def test_publish_rerun_refusal_and_rollback(spark, ratings_file: Path, tmp_path:
         n = conn.execute(sa.text(f"SELECT COUNT(*) FROM {c.SQL_RECOMMENDATIONS}")).scalar_one()
         status = conn.execute(sa.text(f"SELECT status FROM {c.SQL_MODEL_RUNS} WHERE run_id = :r"),
                               {"r": run_a}).scalar()
-    assert n == first.metrics["counts"]["recommendations"] and status == "published"
+    assert n == first.metrics.counts.recommendations and status == "published"
 
     # a second run becomes active everywhere
     second = execute(spark, config(ratings_file, root, table, moto_endpoint, mysql_url, seed=7))
@@ -98,11 +98,11 @@ def test_publish_rerun_refusal_and_rollback(spark, ratings_file: Path, tmp_path:
     # re-publishing the active run changes nothing; an older run is refused before any write
     recs = spark.read.parquet(str(Path(second.output) / c.RECOMMENDATIONS_DIR))
     settings = PublishSettings(runs_root=str(root), dynamo=DynamoSettings(table, moto_endpoint))
-    publish_run(recs, [], [], run_b, 5, second.metrics, settings)
+    publish_run(RunToPublish(run_b, 5, recs, [], [], second.metrics), settings)
     assert pointer(moto_endpoint, table) == run_b
     assert ddb.scan(TableName=table, Select="COUNT")["Count"] == 2 * users + 3
     with pytest.raises(PublishError, match=f"run {run_a} is older than the published run {run_b}"):
-        publish_run(recs, [], [], run_a, 5, first.metrics, settings)
+        publish_run(RunToPublish(run_a, 5, recs, [], [], first.metrics), settings)
     assert pointer(moto_endpoint, table) == run_b
 
     # rollback: refused for an incomplete run, then back to run A in all three places
@@ -130,7 +130,7 @@ def test_throttled_writes_are_retried_and_permanent_throttling_keeps_the_old_run
     blocked = throttling_proxy(throttled_calls=None)
     with pytest.raises(JobFailed, match="DynamoDB publish of run .* failed: .*still unprocessed") as err:
         execute(spark, config(ratings_file, root, table, blocked.endpoint, mysql_url, seed=9))
-    assert "previously published run is still the one being served" in str(err.value)
+    assert "files are complete under" in str(err.value) and "it was not published" in str(err.value)
     assert pointer(moto_endpoint, table) == first.run_id
     assert json.loads((root / c.LATEST_FILE).read_text())["run_id"] == first.run_id
     assert aurora_runs(mysql_url) == {first.run_id}

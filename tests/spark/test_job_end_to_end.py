@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from glue_jobs import contracts as c
 from glue_jobs import datagen
 from glue_jobs.recommender import model
-from glue_jobs.recommender.config import JobConfig
+from glue_jobs.recommender.config import Feedback, JobConfig
 from glue_jobs.recommender.job import JobFailed, JobResult
 from glue_jobs.recommender.main import execute, main
 
@@ -42,7 +42,7 @@ def job_config(sample: dict[str, object], out: Path, **kw: object) -> JobConfig:
         score_pairs=str(root / "pairs.tsv"), ranks=(4, 8), reg_params=(0.05, 0.1), max_iter=6,
         shuffle_partitions=2, popularity_weights=(0.0, 0.1, 0.3))
     base.update(kw)
-    return JobConfig(**base)  # type: ignore[arg-type]
+    return JobConfig.from_fields(**base)
 
 
 @pytest.fixture(scope="module")
@@ -145,13 +145,31 @@ def test_score_pairs_cover_every_pair_and_match_a_reloaded_model(spark, run: Job
     assert got[(999_998, 999_997)] == pytest.approx(reloaded.params.global_mean)
 
 
-def test_popular_fallback_is_ordered_and_scored(spark, run: JobResult) -> None:
-    pop = spark.read.parquet(str(Path(run.output) / c.POPULAR_DIR)).orderBy("rank").collect()
-    assert [r.rank for r in pop] == list(range(1, len(pop) + 1))
-    assert len(pop) == 100
-    assert all(0 <= r.score <= 100 and r.artist_name for r in pop)
-    counts = [r.n_ratings for r in pop[:10]]
-    assert max(counts) >= min(r.n_ratings for r in pop)
+def test_popular_fallback_is_ordered_and_scored(spark, run: JobResult, sample) -> None:  # type: ignore[no-untyped-def]
+    """What the fallback promises (popular_list): the artists most liked in the ratings learned
+    from, most first, each scored as the model scores a user it does not know: global mean +
+    artist bias, clipped to the rating scale. Recomputed here in plain Python from the sample."""
+    data, conf = sample["data"], job_config(sample, Path(run.output))
+    liked: Counter[int] = Counter()
+    rated: Counter[int] = Counter()
+    for artist, rating in zip(data.artists.tolist(), data.ratings.tolist()):
+        if rating != c.NEVER_PLAY_AGAIN:
+            rated[artist] += 1
+            liked[artist] += int(rating >= conf.tuning.relevance_threshold)
+    # Ties in likes go to the artist rated more often, then to the lower id (as the job breaks them).
+    expected = sorted(rated, key=lambda a: (-liked[a], -rated[a], a))[:conf.model.popular_n]
+    pop = spark.read.parquet(str(Path(run.output) / c.POPULAR_DIR)).orderBy(c.RANK).collect()
+    assert [r.rank for r in pop] == list(range(1, conf.model.popular_n + 1))
+    assert [r.artist_id for r in pop] == expected
+    assert [r.n_ratings for r in pop] == [rated[a] for a in expected]
+    assert all(r.artist_name for r in pop)
+    fitted = model.load(spark, str(Path(run.output) / c.MODEL_DIR))
+    p = fitted.params
+    assert p.feedback == Feedback.EXPLICIT
+    bias = {r[c.ARTIST_ID]: r[model.BIAS] for r in fitted.items.select(c.ARTIST_ID, model.BIAS).collect()}
+    unknown_user = [min(max(p.global_mean + (bias.get(a) or 0.0), p.rating_min), p.rating_max) for a in expected]
+    assert [r.score for r in pop] == pytest.approx(unknown_user)
+    assert len({round(s, 3) for s in unknown_user}) > 10, "artist biases must tell the scores apart"
 
 
 def test_report_shows_the_charts(run: JobResult) -> None:
@@ -175,17 +193,17 @@ def test_k_fold_tuning_averages_every_fold(spark, sample, tmp_path: Path) -> Non
     conf = job_config(sample, tmp_path / "kfold", folds=2, ranks=(4,), reg_params=(0.05, 0.2),
                       popularity_weights=(0.1,), score_pairs=None)
     m = execute(spark, conf).metrics
-    assert [g["reg_param"] for g in m["grid"]] == [0.05, 0.2]
-    assert all(10 < g["rmse"] < 30 for g in m["grid"])
-    best = min(m["grid"], key=lambda g: g["rmse"])
-    assert m["best_params"]["reg_param"] == best["reg_param"]
+    assert [g["reg_param"] for g in m.grid] == [0.05, 0.2]
+    assert all(10 < g["rmse"] < 30 for g in m.grid)
+    best = min(m.grid, key=lambda g: g["rmse"])
+    assert m.best_params.reg_param == best["reg_param"]
 
 
 def test_too_much_bad_input_fails_and_publishes_nothing(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.tsv"
     bad.write_text("".join(f"1\t{a}\t3\n" for a in range(2, 7)) + "x\ty\tz\n" * 2)
     with pytest.raises(JobFailed, match=r"2 of 7 input rows \(28.6%\).*non_integer_id=2"):
-        execute(spark, JobConfig(inputs=(str(bad),), output=str(tmp_path / "out")))
+        execute(spark, JobConfig.from_fields(inputs=(str(bad),), output=str(tmp_path / "out")))
     assert not (tmp_path / "out").exists()
 
 
@@ -193,11 +211,11 @@ def test_empty_or_unlearnable_input_fails_clearly(spark, tmp_path: Path) -> None
     empty = tmp_path / "empty.tsv"
     empty.write_text("")
     with pytest.raises(JobFailed, match="holds no rows"):
-        execute(spark, JobConfig(inputs=(str(empty),), output=str(tmp_path / "o1")))
+        execute(spark, JobConfig.from_fields(inputs=(str(empty),), output=str(tmp_path / "o1")))
     only_255 = tmp_path / "never.tsv"
     only_255.write_text("1\t2\t255\n3\t4\t255\n")
     with pytest.raises(JobFailed, match="no ratings to learn from"):
-        execute(spark, JobConfig(inputs=(str(only_255),), output=str(tmp_path / "o2")))
+        execute(spark, JobConfig.from_fields(inputs=(str(only_255),), output=str(tmp_path / "o2")))
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
@@ -216,13 +234,14 @@ def test_failed_quality_gate_leaves_the_previous_results(spark, sample, run: Job
 def test_implicit_feedback_runs_and_is_judged_by_ranking(spark, sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # R1 ratings are not play counts: implicit ALS only matches popularity on them, so the
     # gate is relaxed here; what is checked is that the implicit path is judged by ranking.
-    conf = job_config(sample, tmp_path / "imp", feedback="implicit", metric="ndcg", ranks=(8,),
+    conf = job_config(sample, tmp_path / "imp", feedback=Feedback.IMPLICIT, ranks=(8,),
                       reg_params=(0.1,), score_pairs=None, min_ndcg_gain=-0.5, alpha=1.0)
     result = execute(spark, conf)
     m = result.metrics
-    assert m["rmse"] is None and m["baselines"]["bias_rmse"] is None
-    assert m["quality_gate"]["metric"] == "ndcg_at_k" and m["quality_gate"]["passed"]
-    assert m["ndcg_at_k"] > 0.5 * m["baselines"]["popularity_ndcg_at_k"] > 0
+    assert m.rmse is None and m.baselines.bias_rmse is None
+    assert m.quality_gate.metric == "ndcg_at_k" and m.quality_gate.passed
+    assert m.ndcg_at_k is not None and m.baselines.popularity.ndcg_at_k is not None
+    assert m.ndcg_at_k > 0.5 * m.baselines.popularity.ndcg_at_k > 0
     scores = spark.read.parquet(str(tmp_path / "imp" / c.RECOMMENDATIONS_DIR)).agg(
         F.min("score"), F.max("score")).first()
     assert 0.0 <= scores[0] <= scores[1] <= 1.0

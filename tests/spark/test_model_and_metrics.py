@@ -8,6 +8,7 @@ import pytest
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import evaluate, model
+from glue_jobs.recommender.config import Feedback
 
 pytestmark = pytest.mark.spark
 
@@ -34,7 +35,7 @@ def test_biases_match_the_alternating_least_squares_formula(spark) -> None:
 
 
 def test_scores_fall_back_to_biases_then_the_mean_and_are_clipped(spark) -> None:
-    params = model.ModelParams("explicit", 2, 0.1, 5, 50.0, 10.0, 0.0, 100.0, 1)
+    params = model.ModelParams(Feedback.EXPLICIT, 2, 0.1, 5, 50.0, 10.0, 0.0, 100.0, 1)
     users = spark.createDataFrame([(1, 5.0, [1.0, 2.0]), (2, -80.0, [0.0, 0.0])],
                                   "user_id int, bias double, features array<float>")
     items = spark.createDataFrame([(10, 3.0, [2.0, 1.0], 4), (11, 0.0, None, 1)],
@@ -87,16 +88,16 @@ def test_ranking_metrics_match_a_plain_python_computation(spark) -> None:
 
 def test_relevance_uses_the_threshold_and_never_counts_255(spark) -> None:
     test = frame(spark, [(1, 10, 70), (1, 11, 69), (1, 12, 255), (2, 10, 100)])
-    rel = {(r.user_id, r.artist_id) for r in evaluate.relevant_items(test, "explicit", 70).collect()}
+    rel = {(r.user_id, r.artist_id) for r in evaluate.relevant_items(test, Feedback.EXPLICIT, 70).collect()}
     assert rel == {(1, 10), (2, 10)}
-    implicit = {(r.user_id, r.artist_id) for r in evaluate.relevant_items(test, "implicit", 70).collect()}
+    implicit = {(r.user_id, r.artist_id) for r in evaluate.relevant_items(test, Feedback.IMPLICIT, 70).collect()}
     assert implicit == {(1, 10), (1, 11), (2, 10)}
 
 
 def test_popularity_counts_likes_and_breaks_ties_by_volume(spark) -> None:
     train = frame(spark, [(1, 10, 90), (2, 10, 80), (1, 11, 90), (2, 11, 10), (3, 11, 20), (1, 12, 10),
                           (2, 13, 95)])
-    pop = {r.artist_id: r for r in evaluate.popularity(train, "explicit", 70).collect()}
+    pop = {r.artist_id: r for r in evaluate.popularity(train, Feedback.EXPLICIT, 70).collect()}
     assert pop[10].n_ratings == 2 and pop[11].n_ratings == 3
     # two likes beat one; among one-like artists the more rated wins; no like comes last
     assert pop[10].popularity > pop[11].popularity > pop[13].popularity > pop[12].popularity

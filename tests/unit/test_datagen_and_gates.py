@@ -12,8 +12,10 @@ import pytest
 from glue_jobs import contracts as c
 from glue_jobs import datagen
 from glue_jobs.recommender import report
-from glue_jobs.recommender.config import JobConfig
-from glue_jobs.recommender.job import JobFailed, check_quarantine, quality_gate
+from glue_jobs.recommender.config import Feedback, JobConfig
+from glue_jobs.recommender.errors import JobFailed
+from glue_jobs.recommender.metrics import Baselines, Ranking, RunMetrics, TestMetrics
+from glue_jobs.recommender.stages import check_quarantine, quality_gate
 from glue_jobs.recommender.tuning import Candidate, choose
 
 
@@ -54,25 +56,32 @@ def test_files_round_trip_r1_layout_gzip_and_windows_1252(tmp_path: Path) -> Non
 
 
 def config(**kw: object) -> JobConfig:
-    return JobConfig(inputs=("in",), output="out", **kw)  # type: ignore[arg-type]
+    return JobConfig.from_fields(inputs=("in",), output="out", **kw)
 
 
 def test_quarantine_gate_fails_above_the_share_and_names_reasons() -> None:
-    check_quarantine({"malformed_line": 5}, 100, config())  # exactly 5% is allowed
+    max_share = config().gates.max_quarantine_share
+    check_quarantine({"malformed_line": 5}, 100, ("in",), max_share)  # exactly 5% is allowed
     with pytest.raises(JobFailed, match=r"6 of 100 input rows \(6.0%\).*malformed_line=4, pseudo_artist=2"):
-        check_quarantine({"malformed_line": 4, "pseudo_artist": 2}, 100, config())
-    with pytest.raises(JobFailed, match="holds no rows"):
-        check_quarantine({}, 0, config())
+        check_quarantine({"malformed_line": 4, "pseudo_artist": 2}, 100, ("in",), max_share)
+    with pytest.raises(JobFailed, match="input in holds no rows"):
+        check_quarantine({}, 0, ("in",), max_share)
+
+
+def measured(rmse: float | None, ndcg: float) -> TestMetrics:
+    return TestMetrics(rmse, None, Ranking(ndcg_at_k=ndcg),
+                       Baselines(bias_rmse=16.0, popularity=Ranking(ndcg_at_k=0.12)), 10)
 
 
 def test_quality_gate_compares_with_the_right_baseline() -> None:
-    metrics = {"rmse": 15.0, "ndcg_at_k": 0.1,
-               "baselines": {"bias_rmse": 16.0, "popularity_ndcg_at_k": 0.12}}
-    assert quality_gate(metrics, config())["passed"]
-    assert not quality_gate(metrics, config(min_rmse_gain=0.1))["passed"]  # needs < 14.4
-    implicit = config(feedback="implicit", metric="ndcg")
-    assert not quality_gate(metrics, implicit)["passed"]
-    assert quality_gate({**metrics, "ndcg_at_k": 0.13}, implicit)["passed"]
+    explicit, implicit = Feedback.EXPLICIT, Feedback.IMPLICIT
+    gate = quality_gate(measured(15.0, 0.1), explicit, config().gates)
+    assert gate.passed and gate.below and gate.limit == 16.0
+    with pytest.raises(JobFailed, match=r"quality gate failed: rmse = 15.0 is not below 14.4 \(bias_rmse"):
+        quality_gate(measured(15.0, 0.1), explicit, config(min_rmse_gain=0.1).gates)
+    with pytest.raises(JobFailed, match=r"ndcg_at_k = 0.1 is not above 0.12 \(popularity_ndcg_at_k"):
+        quality_gate(measured(None, 0.1), implicit, config(feedback=implicit).gates)
+    assert quality_gate(measured(None, 0.13), implicit, config(feedback=implicit).gates).metric == "ndcg_at_k"
 
 
 def test_model_selection_prefers_lower_rmse_then_simpler_models() -> None:
@@ -84,10 +93,17 @@ def test_model_selection_prefers_lower_rmse_then_simpler_models() -> None:
 
 
 def test_report_draws_every_chart_with_the_figures() -> None:
-    metrics = {"run_id": "r", "k": 10, "top_n": 5, "rmse": 12.5, "baselines": {"bias_rmse": 15.0},
-               "grid": [{"rank": 10, "reg_param": 0.1, "rmse": 13.0}, {"rank": 10, "reg_param": 0.2, "rmse": 12.0}],
-               "selection_metric": "rmse", "timings_s": {"tune": 3.0}, "quarantine": {"malformed_line": 2},
-               "counts": {"ratings": 9}, "quality_gate": {"passed": True}, "catalog_coverage": 0.5}
+    metrics = RunMetrics.from_dict({
+        "run_id": "r", "feedback": "explicit", "k": 10, "top_n": 5, "spark": {}, "input_format": "r1",
+        "rmse": 12.5, "mae": None, "baselines": {"bias_rmse": 15.0}, "evaluated_users": 3,
+        "grid": [{"rank": 10, "reg_param": 0.1, "rmse": 13.0}, {"rank": 10, "reg_param": 0.2, "rmse": 12.0}],
+        "popularity_weight_curve": [], "best_params": {"rank": 10, "reg_param": 0.2, "popularity_weight": 0.0},
+        "selection_metric": "rmse", "timings_s": {"tune": 3.0}, "quarantine": {"malformed_line": 2},
+        "counts": {"input_rows": 11, "ratings": 9, "users": 3, "items": 4, "never_play_again": 0, "train": 7,
+                   "validation": 1, "test": 1, "quarantined": 2, "recommendations": 15},
+        "quality_gate": {"passed": True, "metric": "rmse", "value": 12.5, "baseline": "bias_rmse",
+                         "must_be_below": 15.0},
+        "catalog_coverage": 0.5})
     page = report.render(metrics, [("0-9", 3), ("10-19", 5)], [("90-100", 7)])
     assert page.count("<svg") == 4
     assert "12.5000" in page and "15.0000" in page

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from glue_jobs.recommender.metrics import RunMetrics
+from tests.sample_metrics import metrics_json
+
 spec = importlib.util.spec_from_file_location(
     "estimate_r1", Path(__file__).resolve().parents[2] / "tools" / "estimate_r1.py")
 assert spec and spec.loader
@@ -15,15 +18,14 @@ est = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = est  # dataclasses look their module up
 spec.loader.exec_module(est)
 
-METRICS = {
-    "counts": {"ratings": 1_000_000, "users": 20_000, "items": 5_000, "train": 800_000, "validation": 100_000},
-    "grid": [{"rank": r, "reg_param": g} for r in (10, 20, 50) for g in (0.05, 0.1, 0.2)],
-    "best_params": {"rank": 20},
-    "evaluated_users": 15_000,
-    "spark": {"master": "local[2]"},
-    "timings_s": {"read_validate": 10.0, "split": 1.0, "tune": 100.0, "fit": 8.0, "evaluate": 6.0,
-                  "recommend": 4.0, "write": 2.0, "publish": 50.0},
-}
+TIMINGS = {"read_validate": 10.0, "split": 1.0, "tune": 100.0, "fit": 8.0, "evaluate": 6.0,
+           "recommend": 4.0, "write": 2.0, "publish": 50.0}
+METRICS = RunMetrics.from_dict(metrics_json(
+    counts={"input_rows": 1_000_000, "ratings": 1_000_000, "users": 20_000, "items": 5_000, "never_play_again": 0,
+            "train": 800_000, "validation": 100_000, "test": 100_000, "quarantined": 0, "recommendations": 100_000},
+    grid=[{"rank": r, "reg_param": g, "rmse": 1.0} for r in (10, 20, 50) for g in (0.05, 0.1, 0.2)],
+    best_params={"rank": 20, "reg_param": 0.1, "popularity_weight": 0.0},
+    evaluated_users=15_000, spark={"master": "local[2]"}, timings_s=TIMINGS))
 
 
 def test_als_flops_is_the_issue_formula() -> None:
@@ -36,13 +38,13 @@ def test_als_flops_is_the_issue_formula() -> None:
 def test_the_measured_run_scaled_to_itself_costs_what_it_measured() -> None:
     measured = est.measured_work(METRICS, 10)
     seconds = est.core_seconds(METRICS, measured, measured)
-    assert seconds == {k: v * 2 for k, v in METRICS["timings_s"].items() if k != "publish"}
+    assert seconds == {k: v * 2 for k, v in TIMINGS.items() if k != "publish"}
 
 
 def test_each_stage_scales_with_its_own_work() -> None:
     measured = est.measured_work(METRICS, 10)
-    n = METRICS["counts"]
-    bigger = est.work_of(n["ratings"] * 4, n["users"] * 2, n["items"] * 3, 0.8, 0.1, [10, 20, 50], 3, 20, 10, 0.75)
+    n = METRICS.counts
+    bigger = est.work_of(n.ratings * 4, n.users * 2, n.items * 3, 0.8, 0.1, [10, 20, 50], 3, 20, 10, 0.75)
     seconds = est.core_seconds(METRICS, measured, bigger)
     assert seconds["read_validate"] == pytest.approx(10.0 * 2 * 4)    # linear in ratings
     assert seconds["recommend"] == pytest.approx(4.0 * 2 * 2 * 3)     # users x items

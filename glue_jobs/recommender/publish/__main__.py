@@ -13,19 +13,10 @@ import json
 import sys
 
 from glue_jobs import contracts as c
+from glue_jobs.recommender.config import add_options, sink_options
 from glue_jobs.recommender.publish import PublishError, PublishSettings, dynamo, files, rollback
-from glue_jobs.recommender.publish.aurora import AuroraSettings
-from glue_jobs.recommender.publish.dynamo import DynamoSettings
 
-
-def settings_from(ns: argparse.Namespace) -> PublishSettings:
-    return PublishSettings(
-        runs_root=ns.runs_root,
-        dynamo=DynamoSettings(ns.dynamodb_table, ns.dynamodb_endpoint, ns.dynamodb_region)
-        if ns.dynamodb_table else None,
-        aurora=AuroraSettings(ns.aurora_url, ns.aurora_secret_arn, ns.dynamodb_region)
-        if (ns.aurora_url or ns.aurora_secret_arn) else None,
-    )
+OPTIONS = ("runs-root", "dynamodb-table", "dynamodb-endpoint", "dynamodb-region", "aurora-url", "aurora-secret-arn")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,19 +24,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("rollback", "status"))
     parser.add_argument("--to", help="run id to roll back to")
-    parser.add_argument("--runs-root", required=True)
-    parser.add_argument("--dynamodb-table")
-    parser.add_argument("--dynamodb-endpoint")
-    parser.add_argument("--dynamodb-region")
-    parser.add_argument("--aurora-url")
-    parser.add_argument("--aurora-secret-arn")
+    add_options(parser, OPTIONS, required=["runs-root"])
     ns = parser.parse_args(argv)
-    settings = settings_from(ns)
+    settings = PublishSettings.from_options(sink_options(ns))
     try:
         if ns.command == "status":
             status = {"latest": files.read_latest(ns.runs_root)}
             if settings.dynamo:
-                status["dynamodb"] = dynamo.active_run(settings.dynamo.client(), settings.dynamo.table)
+                pointer = dynamo.read_pointer(settings.dynamo.client(), settings.dynamo.table)
+                status["dynamodb"] = pointer.as_status() if pointer else None
             print(json.dumps(status, indent=2))
             return 0
         if not ns.to or not c.is_run_id(ns.to):

@@ -1,5 +1,6 @@
-"""Aurora MySQL sink (SQLAlchemy Core): versioned migrations, a staging load in batches, a row
-count check and one atomic swap; any failure leaves the previous table serving."""
+"""Aurora MySQL sink (SQLAlchemy Core): versioned migrations, a staging load in batches and a row
+count check (staging), then one atomic swap (activating); any failure leaves the previous table
+serving. model_runs records each run's status, parameters and metrics for the dashboards."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender.publish.dynamo import PublishError, chunks
+from glue_jobs.recommender.publish import files, spark
+from glue_jobs.recommender.publish.dynamo import chunks
+from glue_jobs.recommender.publish.errors import PublishError
+from glue_jobs.recommender.publish.sink import RunToPublish
 
 metadata = sa.MetaData()
 
@@ -25,7 +30,7 @@ def recommendations_table(name: str, md: sa.MetaData = metadata) -> sa.Table:
         sa.Column(c.RANK, sa.SmallInteger, primary_key=True, autoincrement=False),
         sa.Column(c.ARTIST_ID, sa.Integer, nullable=False),
         sa.Column(c.SCORE, sa.Float, nullable=False),
-        sa.Column("run_id", sa.String(32), nullable=False),
+        sa.Column(c.SQL_RUN_ID, sa.String(32), nullable=False),
         extend_existing=True,
     )
 
@@ -34,20 +39,20 @@ RECOMMENDATIONS = recommendations_table(c.SQL_RECOMMENDATIONS)
 ARTISTS = sa.Table(
     c.SQL_ARTISTS, metadata,
     sa.Column(c.ARTIST_ID, sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column(c.SQL_ARTIST_NAME, sa.String(255), nullable=False),
 )
 MODEL_RUNS = sa.Table(
     c.SQL_MODEL_RUNS, metadata,
-    sa.Column("run_id", sa.String(32), primary_key=True),
-    sa.Column("status", sa.String(16), nullable=False),  # loading | published | failed | superseded
-    sa.Column("started_at", sa.DateTime, nullable=False),
-    sa.Column("finished_at", sa.DateTime),
-    sa.Column("rows_loaded", sa.Integer),
-    sa.Column("params", sa.Text),
-    sa.Column("metrics", sa.Text),
-    sa.Column("counts", sa.Text),
-    sa.Column("timings", sa.Text),
-    sa.Column("error", sa.Text),
+    sa.Column(c.SQL_RUN_ID, sa.String(32), primary_key=True),
+    sa.Column(c.SQL_RUN_STATUS, sa.String(16), nullable=False),  # loading | published | failed | superseded
+    sa.Column(c.SQL_STARTED_AT, sa.DateTime, nullable=False),
+    sa.Column(c.SQL_FINISHED_AT, sa.DateTime),
+    sa.Column(c.SQL_ROWS_LOADED, sa.Integer),
+    sa.Column(c.SQL_PARAMS, sa.Text),
+    sa.Column(c.SQL_METRICS, sa.Text),
+    sa.Column(c.SQL_COUNTS, sa.Text),
+    sa.Column(c.SQL_TIMINGS, sa.Text),
+    sa.Column(c.SQL_ERROR, sa.Text),
 )
 MIGRATIONS_TABLE = sa.Table(
     c.SQL_MIGRATIONS, metadata,
@@ -66,9 +71,11 @@ def _v2(conn: Connection) -> None:
     # Plain DDL: an sa.Index would attach itself to MODEL_RUNS and be created by v1 next time.
     names = {ix["name"] for ix in sa.inspect(conn).get_indexes(c.SQL_MODEL_RUNS)}
     if "ix_model_runs_status_started" not in names:
-        conn.execute(sa.text(f"CREATE INDEX ix_model_runs_status_started ON {c.SQL_MODEL_RUNS} (status, started_at)"))
+        conn.execute(sa.text(f"CREATE INDEX ix_model_runs_status_started ON {c.SQL_MODEL_RUNS} "
+                             f"({c.SQL_RUN_STATUS}, {c.SQL_STARTED_AT})"))
 
 
+# One entry per c.SCHEMA_VERSION step (a test holds them equal): the stack reads the contract.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
 
 
@@ -138,12 +145,26 @@ def check_connection(engine: Engine) -> None:
 
 def record_run(engine: Engine, run_id: str, status: str, **fields: Any) -> None:
     values = {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v) for k, v in fields.items()}
+    values[c.SQL_RUN_STATUS] = status
+    run = MODEL_RUNS.c[c.SQL_RUN_ID]
     with engine.begin() as conn:
-        exists = conn.execute(sa.select(MODEL_RUNS.c.run_id).where(MODEL_RUNS.c.run_id == run_id)).first()
-        if exists:
-            conn.execute(sa.update(MODEL_RUNS).where(MODEL_RUNS.c.run_id == run_id).values(status=status, **values))
+        if conn.execute(sa.select(run).where(run == run_id)).first():
+            conn.execute(sa.update(MODEL_RUNS).where(run == run_id).values(values))
         else:
-            conn.execute(sa.insert(MODEL_RUNS).values(run_id=run_id, status=status, started_at=_now(), **values))
+            conn.execute(sa.insert(MODEL_RUNS).values({c.SQL_RUN_ID: run_id, c.SQL_STARTED_AT: _now(), **values}))
+
+
+def _metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    # The JSON paths QuickSight's SQL reads (stacks/quicksight.py): keep these keys.
+    keys = ("rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "k", "catalog_coverage",
+            "baselines")
+    return {k: metrics.get(k) for k in keys}
+
+
+def run_fields(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A run's model_runs columns from its metrics.json layout (RunMetrics.as_dict())."""
+    return {c.SQL_PARAMS: metrics.get("best_params", {}), c.SQL_METRICS: _metric_summary(metrics),
+            c.SQL_COUNTS: metrics.get("counts", {}), c.SQL_TIMINGS: metrics.get("timings_s", {})}
 
 
 def _swap(conn: Connection, dialect: str) -> None:
@@ -170,7 +191,7 @@ def insert_staging(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]], 
     with engine.connect() as conn:
         for i, batch in enumerate(chunks(rows, batch_size)):
             # executemany: PyMySQL rewrites it into multi-row INSERTs.
-            conn.execute(sa.insert(staging), [{**r, "run_id": run_id} for r in batch])
+            conn.execute(sa.insert(staging), [{**r, c.SQL_RUN_ID: run_id} for r in batch])
             conn.commit()
             loaded += len(batch)
             if after_batch:
@@ -178,22 +199,16 @@ def insert_staging(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]], 
     return loaded
 
 
+def insert_partition(settings: AuroraSettings, run_id: str, rows: Iterable[dict[str, Any]]) -> None:
+    """One Spark partition's rows into the staging table, over the task's own connection."""
+    engine = settings.engine()
+    try:
+        insert_staging(engine, run_id, rows, batch_size=settings.batch_size)
+    finally:
+        engine.dispose()
+
+
 Loader = Callable[[Engine], int]  # fills the staging table, returns the rows it inserted
-
-
-def load_recommendations(engine: Engine, expected: int, loader: Loader) -> int:
-    """A fresh staging table, filled by `loader`, its count checked, then swapped in."""
-    staging = staging_table()
-    with engine.begin() as conn:
-        staging.drop(conn, checkfirst=True)
-        staging.create(conn)
-    loaded = loader(engine)
-    with engine.begin() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(staging)).scalar_one()
-        if count != expected:
-            raise PublishError(f"staging table holds {count} rows, expected {expected}: not swapping")
-        _swap(conn, engine.dialect.name)
-    return loaded
 
 
 def rows_loader(run_id: str, rows: Iterable[dict[str, Any]], batch_size: int = 5000,
@@ -202,46 +217,141 @@ def rows_loader(run_id: str, rows: Iterable[dict[str, Any]], batch_size: int = 5
     return lambda engine: insert_staging(engine, run_id, rows, batch_size=batch_size, after_batch=after_batch)
 
 
+def _check_staging(conn: Connection, run_id: str, expected: int) -> None:
+    staging = staging_table()
+    count, ours = conn.execute(sa.select(
+        sa.func.count(), sa.func.sum(sa.case((staging.c[c.SQL_RUN_ID] == run_id, 1), else_=0)))).one()
+    if count != expected or (ours or 0) != expected:
+        raise PublishError(f"staging table holds {count} rows, expected {expected} of run {run_id}: not swapping")
+
+
+def load_staging(engine: Engine, run_id: str, expected: int, loader: Loader) -> int:
+    """A fresh staging table, filled by `loader`, its count checked; readers do not see it yet."""
+    staging = staging_table()
+    with engine.begin() as conn:
+        staging.drop(conn, checkfirst=True)
+        staging.create(conn)
+    loaded = loader(engine)
+    with engine.begin() as conn:
+        _check_staging(conn, run_id, expected)
+    return loaded
+
+
+def swap_in(engine: Engine, run_id: str, expected: int) -> None:
+    """The staged table replaces the live one, checked again first: a concurrent publisher may
+    have reloaded the staging table since it was staged."""
+    with engine.begin() as conn:
+        _check_staging(conn, run_id, expected)
+        _swap(conn, engine.dialect.name)
+
+
 def upsert_artists(engine: Engine, names: Iterable[dict[str, Any]], batch_size: int = 5000) -> None:
+    artist = ARTISTS.c[c.ARTIST_ID]
     with engine.begin() as conn:
         for batch in chunks(names, batch_size):
-            ids = [r[c.ARTIST_ID] for r in batch]
-            conn.execute(sa.delete(ARTISTS).where(ARTISTS.c.artist_id.in_(ids)))
-            conn.execute(sa.insert(ARTISTS), [{c.ARTIST_ID: r[c.ARTIST_ID], "name": r["name"][:255]} for r in batch])
+            conn.execute(sa.delete(ARTISTS).where(artist.in_([r[c.ARTIST_ID] for r in batch])))
+            conn.execute(sa.insert(ARTISTS), [{c.ARTIST_ID: r[c.ARTIST_ID], c.SQL_ARTIST_NAME: r["name"][:255]}
+                                              for r in batch])
 
 
 def live_run_id(engine: Engine) -> str | None:
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(c.SQL_RECOMMENDATIONS):
             return None
-        return conn.execute(sa.select(RECOMMENDATIONS.c.run_id).limit(1)).scalar()
+        return conn.execute(sa.select(RECOMMENDATIONS.c[c.SQL_RUN_ID]).limit(1)).scalar()
 
 
-def publish(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]] | Loader, expected: int, *,
-            metrics: dict[str, Any], artists: Iterable[dict[str, Any]] = (), batch_size: int = 5000,
-            after_batch: Callable[[int], None] | None = None) -> int:
-    """Migrates, records the run, loads and swaps; on failure records it as failed and re-raises."""
+def _failed(engine: Engine, run_id: str, exc: BaseException | str) -> None:
+    error = exc if isinstance(exc, str) else f"{exc.__class__.__name__}: {exc}"
+    record_run(engine, run_id, "failed", **{c.SQL_FINISHED_AT: _now(), c.SQL_ERROR: error[:4000]})
+
+
+def stage_run(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]] | Loader, expected: int, *,
+              metrics: dict[str, Any] | None, artists: Iterable[dict[str, Any]] = (), batch_size: int = 5000,
+              after_batch: Callable[[int], None] | None = None) -> int:
+    """Migrates, records the run as loading (with its metrics.json figures, when given: a
+    rollback keeps the ones recorded), loads and checks the staging table, adds the artists'
+    names. On failure records the run as failed and raises PublishError."""
     migrate(engine)
-    record_run(engine, run_id, "loading", params=metrics.get("best_params", {}), metrics=_metric_summary(metrics),
-               counts=metrics.get("counts", {}), timings=metrics.get("timings_s", {}))
+    record_run(engine, run_id, "loading", **(run_fields(metrics) if metrics is not None else {}))
     try:
-        previous = live_run_id(engine)
         loader = rows if callable(rows) else rows_loader(run_id, rows, batch_size, after_batch)
-        loaded = load_recommendations(engine, expected, loader)
+        loaded = load_staging(engine, run_id, expected, loader)
         upsert_artists(engine, artists, batch_size)
     except Exception as exc:
-        record_run(engine, run_id, "failed", finished_at=_now(), error=f"{exc.__class__.__name__}: {exc}"[:4000])
+        _failed(engine, run_id, exc)
         if isinstance(exc, PublishError):
             raise
         raise PublishError(f"Aurora load of run {run_id} failed ({exc.__class__.__name__}); "
                            "the previous recommendations table is still serving") from exc
-    record_run(engine, run_id, "published", finished_at=_now(), rows_loaded=loaded)
-    if previous and previous != run_id:
-        record_run(engine, previous, "superseded")
+    record_run(engine, run_id, "loading", **{c.SQL_ROWS_LOADED: loaded})
     return loaded
 
 
-def _metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "k", "catalog_coverage",
-            "baselines")
-    return {k: metrics.get(k) for k in keys}
+def activate_run(engine: Engine, run_id: str, expected: int) -> None:
+    """Swaps the staged run in; records it as published and the run it replaced as superseded."""
+    previous = live_run_id(engine)
+    try:
+        swap_in(engine, run_id, expected)
+    except Exception as exc:
+        _failed(engine, run_id, exc)
+        raise PublishError(f"Aurora swap of run {run_id} failed ({exc}); "
+                           "the previous recommendations table is still serving") from exc
+    record_run(engine, run_id, "published", **{c.SQL_FINISHED_AT: _now()})
+    if previous and previous != run_id:
+        record_run(engine, previous, "superseded")
+
+
+def publish(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]] | Loader, expected: int, *,
+            metrics: dict[str, Any] | None, artists: Iterable[dict[str, Any]] = (), batch_size: int = 5000,
+            after_batch: Callable[[int], None] | None = None) -> int:
+    """Stages and activates in one go (rollback from a run's CSV, demo, tests)."""
+    loaded = stage_run(engine, run_id, rows, expected, metrics=metrics, artists=artists, batch_size=batch_size,
+                       after_batch=after_batch)
+    activate_run(engine, run_id, expected)
+    return loaded
+
+
+class AuroraSink:
+    """Stages the run in the staging table (loaded by the Spark partitions); activating swaps it
+    in. Rolling back reloads a run from its CSV under the runs root."""
+
+    name = "aurora"
+
+    def __init__(self, settings: AuroraSettings, runs_root: str | None) -> None:
+        self.settings, self.runs_root = settings, runs_root
+        self.engine = settings.engine()
+
+    def check(self) -> None:
+        check_connection(self.engine)
+
+    def active_run(self) -> str | None:
+        return live_run_id(self.engine)
+
+    def stage(self, run: RunToPublish) -> dict[str, Any]:
+        def load(_engine: Engine) -> int:
+            return spark.write_partitions(run.recommendations, partial(insert_partition, self.settings, run.run_id),
+                                          f"Aurora load of run {run.run_id} failed", c.RECOMMENDATION_COLUMNS)
+
+        rows = stage_run(self.engine, run.run_id, load, run.metrics.counts.recommendations,
+                         metrics=run.metrics.as_dict(), artists=run.artists, batch_size=self.settings.batch_size)
+        return {"aurora_rows": rows}
+
+    def activate(self, run: RunToPublish) -> None:
+        activate_run(self.engine, run.run_id, run.metrics.counts.recommendations)
+
+    def abandon(self, run: RunToPublish, reason: str) -> None:
+        if live_run_id(self.engine) == run.run_id:  # re-published while serving: it still serves
+            record_run(self.engine, run.run_id, "published")
+        else:
+            _failed(self.engine, run.run_id, f"staged, not activated: {reason}")
+
+    def rollback(self, to: str) -> dict[str, Any]:
+        if not self.runs_root:
+            raise PublishError("rolling Aurora back needs --runs-root: the run's CSV is the source of truth")
+        rows = list(files.read_recommendations_csv(self.runs_root, to))
+        return {"aurora_rows": publish(self.engine, to, iter(rows), len(rows), metrics=None,
+                                       batch_size=self.settings.batch_size)}
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,5 +1,5 @@
-"""DynamoDB sink: one item per user per run, written in batches of 25 with retries, then a
-conditional flip of the pointer item that names the active run."""
+"""DynamoDB sink: one item per user per run, written in batches of 25 with retries (staging),
+then a conditional flip of the pointer item that names the active run (activating)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from glue_jobs import contracts as c
-
-
-class PublishError(RuntimeError):
-    """A sink could not take the run; the previously published run is still the active one."""
+from glue_jobs.recommender.publish import spark
+from glue_jobs.recommender.publish.errors import PublishError
+from glue_jobs.recommender.publish.sink import RunToPublish
 
 
 @dataclass(frozen=True)
@@ -142,13 +142,9 @@ def pointer_key() -> dict[str, Any]:
     return {c.DDB_PARTITION_KEY: {"N": str(c.DDB_CONTROL_USER_ID)}, c.DDB_SORT_KEY: {"S": c.DDB_POINTER_SORT_KEY}}
 
 
-def active_run(client: Any, table: str) -> dict[str, Any] | None:
+def read_pointer(client: Any, table: str) -> c.ActivePointer | None:
     item = client.get_item(TableName=table, Key=pointer_key(), ConsistentRead=True).get("Item")
-    if not item:
-        return None
-    return {c.DDB_ACTIVE_RUN: item[c.DDB_ACTIVE_RUN]["S"],
-            c.DDB_PREVIOUS_RUN: item.get(c.DDB_PREVIOUS_RUN, {}).get("S"),
-            c.DDB_TOP_N: int(item[c.DDB_TOP_N]["N"]) if c.DDB_TOP_N in item else None}
+    return c.ActivePointer.from_item(item)
 
 
 def run_is_loaded(client: Any, table: str, run_id: str) -> bool:
@@ -157,33 +153,91 @@ def run_is_loaded(client: Any, table: str, run_id: str) -> bool:
     return "Item" in client.get_item(TableName=table, Key=key, ConsistentRead=True)
 
 
-def flip_pointer(client: Any, table: str, run_id: str, top_n: int, *, force: bool = False) -> bool:
-    """Makes run_id the active run. Unless forced (rollback), only a newer run id may replace
-    the active one; flipping to the already-active run changes nothing. Returns True when the
-    pointer now names run_id."""
+def flip_pointer(client: Any, table: str, run_id: str, top_n: int, *, force: bool = False) -> None:
+    """Makes run_id the active run; flipping to the already-active run changes nothing. The
+    write is conditional, the guard against a concurrent publisher: the pointer must still be
+    what was read and, unless forced (rollback), name an older run."""
     from botocore.exceptions import ClientError
 
-    current = active_run(client, table)
-    if current and current[c.DDB_ACTIVE_RUN] == run_id:
-        return True
+    current = read_pointer(client, table)
+    if current and current.run_id == run_id:
+        return
     values: dict[str, Any] = {":run": {"S": run_id}, ":n": {"N": str(top_n)},
                               ":at": {"S": datetime.now(UTC).isoformat()}}
-    update = f"SET {c.DDB_ACTIVE_RUN} = :run, {c.DDB_TOP_N} = :n, updated_at = :at"
+    update = f"SET {c.DDB_ACTIVE_RUN} = :run, {c.DDB_TOP_N} = :n, {c.DDB_UPDATED_AT} = :at"
     if current:
-        values[":prev"] = {"S": current[c.DDB_ACTIVE_RUN]}
+        values[":prev"] = {"S": current.run_id}
         update += f", {c.DDB_PREVIOUS_RUN} = :prev"
-        # The pointer must still be what we read (no concurrent flip), and newer unless forced.
         condition = f"{c.DDB_ACTIVE_RUN} = :prev" + ("" if force else f" AND {c.DDB_ACTIVE_RUN} < :run")
     else:
         condition = f"attribute_not_exists({c.DDB_ACTIVE_RUN})"
-    if not force and current and current[c.DDB_ACTIVE_RUN] > run_id:
-        raise PublishError(f"run {run_id} is older than the active run {current[c.DDB_ACTIVE_RUN]}: "
-                           "not replacing it (use rollback to go back on purpose)")
     try:
         client.update_item(TableName=table, Key=pointer_key(), UpdateExpression=update,
                            ConditionExpression=condition, ExpressionAttributeValues=values)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            raise PublishError(f"active-run pointer changed while publishing {run_id}; not replacing it") from exc
-        raise
-    return True
+        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        now = read_pointer(client, table)
+        if now and now.run_id > run_id:
+            raise PublishError(f"run {run_id} is older than the active run {now.run_id}: not replacing it "
+                               "(use rollback to go back on purpose)") from exc
+        raise PublishError(f"active-run pointer changed while publishing {run_id}; not replacing it") from exc
+
+
+def write_user_items(settings: DynamoSettings, run_id: str, generated_at: datetime, writes_per_s: float,
+                     rows: Iterable[dict[str, Any]]) -> None:
+    """One Spark partition's users (rows of spark.per_user_lists), over the task's own client."""
+    items = (user_item(row[c.USER_ID], run_id, row["recs"], generated_at, settings.ttl_days) for row in rows)
+    write_batches(settings.client(), settings.table, items, max_attempts=settings.max_attempts,
+                  base_delay_s=settings.base_delay_s, writes_per_s=writes_per_s)
+
+
+def stage_items(settings: DynamoSettings, run_id: str, recommendations: Any, popular: list[dict[str, Any]],
+                generated_at: datetime) -> int:
+    """User items from Spark partitions, then the run's fallback item, written last so that its
+    presence marks the run's items as complete. Returns the number of user items."""
+    per_user = spark.per_user_lists(recommendations)
+    share = settings.max_writes_per_s / spark.partitions(per_user) if settings.max_writes_per_s else 0.0
+    n_users = spark.write_partitions(per_user, partial(write_user_items, settings, run_id, generated_at, share),
+                                     f"DynamoDB publish of run {run_id} failed")
+    write_batches(settings.client(), settings.table, [fallback_item(run_id, popular, generated_at, settings.ttl_days)],
+                  max_attempts=settings.max_attempts, base_delay_s=settings.base_delay_s)
+    return n_users
+
+
+class DynamoSink:
+    """Stages the run's items under its own run id; activating flips the pointer to it."""
+
+    name = "dynamodb"
+
+    def __init__(self, settings: DynamoSettings) -> None:
+        self.settings = settings
+        self.client = settings.client()
+
+    def check(self) -> None:
+        check_table(self.client, self.settings.table)
+
+    def active_run(self) -> str | None:
+        pointer = read_pointer(self.client, self.settings.table)
+        return pointer.run_id if pointer else None
+
+    def stage(self, run: RunToPublish) -> dict[str, Any]:
+        n = stage_items(self.settings, run.run_id, run.recommendations, run.popular, datetime.now(UTC))
+        return {"dynamodb_items": n}
+
+    def activate(self, run: RunToPublish) -> None:
+        flip_pointer(self.client, self.settings.table, run.run_id, run.top_n)
+
+    def abandon(self, run: RunToPublish, reason: str) -> None:
+        """The staged items stay unreferenced until their TTL removes them."""
+
+    def rollback(self, to: str) -> dict[str, Any]:
+        if not run_is_loaded(self.client, self.settings.table, to):
+            raise PublishError(f"run {to} has no complete item set in DynamoDB (expired or never "
+                               "published): refusing to point serving at it")
+        pointer = read_pointer(self.client, self.settings.table)
+        flip_pointer(self.client, self.settings.table, to, (pointer and pointer.top_n) or 5, force=True)
+        return {"dynamodb": "pointer flipped"}
+
+    def close(self) -> None:
+        pass

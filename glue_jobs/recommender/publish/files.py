@@ -1,4 +1,5 @@
-"""S3 / local files: latest.json names the published run; a QuickSight manifest points at its CSV."""
+"""Files sink (S3 or a local folder): latest.json names the published run; a QuickSight
+manifest points at its CSV. The run's own files are written by the job, _SUCCESS last."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import storage
-from glue_jobs.recommender.publish.dynamo import PublishError
+from glue_jobs.recommender.publish.errors import PublishError
+from glue_jobs.recommender.publish.sink import RunToPublish
 
 
 def read_latest(root: str, client: Any = None) -> dict[str, Any] | None:
@@ -27,20 +29,22 @@ def run_is_complete(root: str, run_id: str) -> bool:
         return False
 
 
+def require_complete(root: str, run_id: str) -> None:
+    if not run_is_complete(root, run_id):
+        raise PublishError(f"run {run_id} under {root} has no {c.SUCCESS_MARKER}: it is not complete")
+
+
 def quicksight_manifest(root: str, run_id: str) -> dict[str, Any]:
     prefix = storage.join(c.run_path(root, run_id), c.RECOMMENDATIONS_CSV_DIR) + "/"
     return {"fileLocations": [{"URIPrefixes": [prefix]}],
             "globalUploadSettings": {"format": "CSV", "delimiter": ",", "containsHeader": "true"}}
 
 
-def point_latest(root: str, run_id: str, *, force: bool = False) -> None:
-    """latest.json -> run_id, then the QuickSight manifest. An older run never replaces a newer
-    one unless forced (rollback)."""
-    if not run_is_complete(root, run_id):
-        raise PublishError(f"run {run_id} under {root} has no {c.SUCCESS_MARKER}: it is not complete")
+def point_latest(root: str, run_id: str) -> None:
+    """latest.json -> run_id (a complete run), after the QuickSight manifest. Whether the run
+    may replace the published one is decided before (publish_run, or rollback on purpose)."""
+    require_complete(root, run_id)
     current = read_latest(root)
-    if current and not force and current["run_id"] > run_id:
-        raise PublishError(f"run {run_id} is older than the published run {current['run_id']}: not replacing it")
     body = {"run_id": run_id, "path": c.run_path(root, run_id),
             "published_at": datetime.now(UTC).isoformat(),
             "previous_run_id": current["run_id"] if current and current["run_id"] != run_id else
@@ -57,3 +61,36 @@ def read_recommendations_csv(root: str, run_id: str) -> Iterator[dict[str, Any]]
         for row in csv.DictReader(storage.read_lines(path)):
             yield {c.USER_ID: int(row[c.USER_ID]), c.RANK: int(row[c.RANK]),
                    c.ARTIST_ID: int(row[c.ARTIST_ID]), c.SCORE: float(row[c.SCORE])}
+
+
+class FilesSink:
+    """Nothing to stage (the job wrote the run's files); activating points latest.json at it."""
+
+    name = "files"
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def check(self) -> None:
+        """Nothing to check: the job creates the run's folder itself, under the same root."""
+
+    def active_run(self) -> str | None:
+        latest = read_latest(self.root)
+        return latest["run_id"] if latest else None
+
+    def stage(self, run: RunToPublish) -> dict[str, Any]:
+        require_complete(self.root, run.run_id)  # consumers trust only runs with _SUCCESS
+        return {}
+
+    def activate(self, run: RunToPublish) -> None:
+        point_latest(self.root, run.run_id)
+
+    def abandon(self, run: RunToPublish, reason: str) -> None:
+        """The run's files stay: they are complete, only not published."""
+
+    def rollback(self, to: str) -> dict[str, Any]:
+        point_latest(self.root, to)
+        return {"latest": to}
+
+    def close(self) -> None:
+        pass

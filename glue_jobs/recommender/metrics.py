@@ -1,0 +1,166 @@
+"""What a run measured, typed: the one object the quality gate, the report, the sinks, the CLI
+summary and the tools read, serialised to `metrics.json` with the keys people already use.
+
+Nothing here imports Spark: tools read old runs' `metrics.json` back with `RunMetrics.from_json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+RANKING_METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k")
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The four ranking metrics at k, of the model or of a baseline (None: nobody to evaluate)."""
+
+    precision_at_k: float | None = None
+    recall_at_k: float | None = None
+    ndcg_at_k: float | None = None
+    map_at_k: float | None = None
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """What the model is measured against on the test split."""
+
+    global_mean_rmse: float | None = None
+    global_mean_mae: float | None = None
+    bias_rmse: float | None = None
+    bias_mae: float | None = None
+    popularity: Ranking = field(default_factory=Ranking)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "popularity"}
+        out.update({f"popularity_{name}": value for name, value in asdict(self.popularity).items()})
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Baselines:
+        return cls(**{k: d.get(k) for k in ("global_mean_rmse", "global_mean_mae", "bias_rmse", "bias_mae")},
+                   popularity=Ranking(**{name: d.get(f"popularity_{name}") for name in RANKING_METRICS}))
+
+
+@dataclass(frozen=True)
+class TestMetrics:
+    """The refitted model on the test split, beside its baselines."""
+
+    rmse: float | None
+    mae: float | None
+    ranking: Ranking
+    baselines: Baselines
+    evaluated_users: int
+
+
+@dataclass(frozen=True)
+class BestParams:
+    rank: int
+    reg_param: float
+    popularity_weight: float
+
+
+@dataclass(frozen=True)
+class Counts:
+    input_rows: int
+    ratings: int
+    users: int
+    items: int
+    never_play_again: int
+    train: int
+    validation: int
+    test: int
+    quarantined: int
+    recommendations: int
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The quality gate's verdict: the model against its baseline, with the limit it had to beat."""
+
+    passed: bool
+    metric: str
+    value: float | None
+    baseline: str
+    limit: float
+    below: bool  # True: value must be below the limit (RMSE); False: above it (NDCG)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "metric": self.metric, "value": self.value, "baseline": self.baseline,
+                ("must_be_below" if self.below else "must_be_above"): self.limit}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Gate:
+        below = "must_be_below" in d
+        return cls(d["passed"], d["metric"], d["value"], d["baseline"],
+                   d["must_be_below" if below else "must_be_above"], below)
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    run_id: str
+    feedback: str
+    k: int
+    top_n: int
+    spark: dict[str, Any]
+    input_format: str
+    quarantine: dict[str, int]
+    best_params: BestParams
+    grid: list[dict[str, Any]]
+    popularity_weight_curve: list[dict[str, float]]
+    selection_metric: str
+    test: TestMetrics
+    quality_gate: Gate
+    catalog_coverage: float
+    counts: Counts
+    timings_s: dict[str, float] = field(default_factory=dict)
+    dms_changes: dict[str, int] | None = None  # DMS input only: changes by operation
+    published: dict[str, Any] | None = None  # what each sink took, once publishing is done
+
+    # The figures people quote most, without the nesting.
+    @property
+    def rmse(self) -> float | None:
+        return self.test.rmse
+
+    @property
+    def ndcg_at_k(self) -> float | None:
+        return self.test.ranking.ndcg_at_k
+
+    @property
+    def baselines(self) -> Baselines:
+        return self.test.baselines
+
+    def with_(self, **changes: Any) -> RunMetrics:
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The metrics.json layout: flat test metrics, baselines keyed popularity_<metric>."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
+                               if f.name not in ("test", "dms_changes", "published")}
+        out.update(best_params=asdict(self.best_params), counts=asdict(self.counts),
+                   quality_gate=self.quality_gate.as_dict(), rmse=self.test.rmse, mae=self.test.mae,
+                   baselines=self.test.baselines.as_dict(), evaluated_users=self.test.evaluated_users,
+                   **asdict(self.test.ranking))
+        for optional in ("dms_changes", "published"):
+            if getattr(self, optional) is not None:
+                out[optional] = getattr(self, optional)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunMetrics:
+        test = TestMetrics(d.get("rmse"), d.get("mae"), Ranking(**{n: d.get(n) for n in RANKING_METRICS}),
+                           Baselines.from_dict(d["baselines"]), d["evaluated_users"])
+        plain: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls)
+                 if f.name not in ("test", "best_params", "counts", "quality_gate")}
+        return cls(**{**plain, "timings_s": d.get("timings_s") or {}},
+                   test=test, best_params=BestParams(**d["best_params"]), counts=Counts(**d["counts"]),
+                   quality_gate=Gate.from_dict(d["quality_gate"]))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunMetrics:
+        return cls.from_dict(json.loads(text))

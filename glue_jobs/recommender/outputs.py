@@ -1,0 +1,69 @@
+"""Everything a run writes under its output directory, `_SUCCESS` last.
+
+The old marker is removed before anything else is written, so nobody trusts a half-replaced
+directory; metrics.json and report.html follow the data, and `_SUCCESS` closes the run.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from glue_jobs import contracts as c
+from glue_jobs.recommender import model, report, storage
+from glue_jobs.recommender.metrics import RunMetrics
+from glue_jobs.recommender.stages import Recommendations
+
+
+def write_data(out: str, recs: Recommendations, quarantine: DataFrame, fitted: model.RecommenderModel) -> None:
+    """The run's data files and model; the marker of an earlier run in `out` goes first."""
+    storage.remove(storage.join(out, c.SUCCESS_MARKER))
+    recs.recs.write.mode("overwrite").parquet(storage.join(out, c.RECOMMENDATIONS_DIR))
+    write_single_csv(recs.recs, out, c.RECOMMENDATIONS_CSV_DIR, c.RECOMMENDATIONS_CSV_FILE)
+    # popular_n rows: one small file is the right shape, not a bottleneck.
+    recs.popular.coalesce(1).write.mode("overwrite").parquet(storage.join(out, c.POPULAR_DIR))
+    quarantine.write.mode("overwrite").json(storage.join(out, c.QUARANTINE_DIR))
+    if recs.scores is not None:
+        write_single_csv(recs.scores, out, c.SCORES_DIR, c.SCORES_CSV_FILE)
+    model.save(fitted, storage.join(out, c.MODEL_DIR))
+
+
+def finish(out: str, metrics: RunMetrics, learn: DataFrame, recs: DataFrame,
+           scale: tuple[float, float]) -> None:
+    """metrics.json, the report, then `_SUCCESS`: from here on the run's files are complete."""
+    write_metrics(out, metrics)
+    storage.write_text(storage.join(out, c.REPORT_FILE),
+                       report.render(metrics, rating_histogram(learn), score_histogram(recs, scale)),
+                       "text/html")
+    storage.write_text(storage.join(out, c.SUCCESS_MARKER), metrics.run_id)
+
+
+def write_metrics(out: str, metrics: RunMetrics) -> None:
+    storage.write_text(storage.join(out, c.METRICS_FILE), metrics.to_json(), "application/json")
+
+
+def write_single_csv(df: DataFrame, out: str, directory: str, file_name: str) -> None:
+    """One CSV file with a header under out/directory (the contract for people and QuickSight),
+    written in parallel: every task writes its part, then the parts are joined in partition
+    order (a server-side copy on S3) instead of funnelling all rows through one task."""
+    parts = storage.join(out, "_parts", directory)
+    df.write.mode("overwrite").option("header", True).csv(parts)
+    target = storage.join(out, directory)
+    storage.remove_tree(target)
+    header = (",".join(df.columns) + "\n").encode("utf-8")
+    storage.concat_with_header(storage.list_files(parts, ".csv"), storage.join(target, file_name), header)
+    storage.remove_tree(storage.join(out, "_parts"))
+
+
+def rating_histogram(learn: DataFrame) -> list[tuple[str, int]]:
+    bins = F.floor(F.col(c.RATING) / 10) * 10
+    rows = learn.groupBy(F.least(bins, F.lit(90)).alias("b")).count().orderBy("b").collect()
+    return [(f"{int(r.b)}-{int(r.b) + 9 if r.b < 90 else 100}", int(r["count"])) for r in rows]
+
+
+def score_histogram(recs: DataFrame, scale: tuple[float, float]) -> list[tuple[str, int]]:
+    lo, hi = scale
+    width = (hi - lo) / 10
+    bins = F.least(F.floor((F.col(c.SCORE) - lo) / width), F.lit(9))
+    rows = recs.groupBy(bins.alias("b")).count().orderBy("b").collect()
+    return [(f"{lo + r.b * width:g}-{lo + (r.b + 1) * width:g}", int(r["count"])) for r in rows]

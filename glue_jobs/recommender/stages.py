@@ -1,0 +1,263 @@
+"""The job's stages, each a function of what it needs that returns a frozen result.
+
+read_inputs -> split -> (tuning.tune) -> fit -> evaluate -> recommend; `job.run` strings them
+together. A result that caches DataFrames owns them: it is a context manager whose exit releases
+them, so `run` can hold each one exactly as long as a later stage reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from glue_jobs import contracts as c
+from glue_jobs.recommender import evaluate, model, recommend, tuning
+from glue_jobs.recommender.config import Feedback, GateOptions, InputOptions, ModelOptions, TuningOptions
+from glue_jobs.recommender.errors import JobFailed
+from glue_jobs.recommender.ingest import ingest, read_artist_names, read_pairs
+from glue_jobs.recommender.metrics import Baselines, Gate, Ranking, TestMetrics
+from glue_jobs.recommender.model import Prepared, RecommenderModel
+
+
+class Held:
+    """A stage result that owns cached DataFrames; leaving its `with` block releases them."""
+
+    def held(self) -> tuple[DataFrame | None, ...]:
+        return ()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for df in self.held():
+            if df is not None:
+                df.unpersist()
+
+
+# --- read and validate -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inputs(Held):
+    """Validated input: ratings to learn from, the 255 pairs (never recommended), the quarantine."""
+
+    learn: DataFrame
+    blocked: DataFrame  # user_id, artist_id of every 255 rating
+    quarantine: DataFrame
+    quarantine_counts: dict[str, int]
+    ratings: int  # learnable ratings
+    never_play_again: int
+    input_rows: int
+    input_format: str
+    dms_changes: dict[str, int] | None
+    artists: DataFrame | None  # artist_id, artist_name (--artists)
+    pairs: DataFrame | None  # user_id, artist_id to score (--score-pairs)
+
+    def held(self) -> tuple[DataFrame | None, ...]:
+        return (self.learn, self.blocked, self.quarantine, self.artists)
+
+
+def read_inputs(spark: SparkSession, options: InputOptions, gates: GateOptions) -> Inputs:
+    ingested = ingest(spark, options.inputs, options.input_format)
+    # The ingest step caches its classified rows; from them keep only the quarantine (small)
+    # and the two halves of the ratings, then let the classification go: one copy of the
+    # ratings in memory, not three.
+    quarantine = ingested.quarantine.cache()
+    counts = {reason: 0 for reason in c.QUARANTINE_REASONS}
+    for row in quarantine.groupBy(c.QUARANTINE_REASON).count().collect():
+        counts[row[c.QUARANTINE_REASON]] = int(row["count"])
+    blocked = (ingested.ratings.filter(F.col(c.RATING) == c.NEVER_PLAY_AGAIN)
+               .select(c.USER_ID, c.ARTIST_ID).cache())
+    learn = ingested.ratings.filter(F.col(c.RATING) != c.NEVER_PLAY_AGAIN).cache()
+    n_learn = learn.count()
+    n_kept = n_learn + blocked.count()
+    ingested.release()
+    changes = ingested.dms_changes
+    total = sum(counts.values()) + (sum(changes.values()) if changes is not None else n_kept)
+    check_quarantine(counts, total, options.inputs, gates.max_quarantine_share)
+    if n_learn == 0:
+        raise JobFailed(f"input {', '.join(options.inputs)} has no ratings to learn from "
+                        f"({n_kept} valid rows, all of them {c.NEVER_PLAY_AGAIN}). Nothing was published.")
+    artists = read_artist_names(spark, options.artists).cache() if options.artists else None
+    pairs = read_pairs(spark, options.score_pairs) if options.score_pairs else None
+    return Inputs(learn, blocked, quarantine, counts, n_learn, n_kept - n_learn, total,
+                  ingested.input_format, changes, artists, pairs)
+
+
+def check_quarantine(counts: dict[str, int], total: int, inputs: tuple[str, ...], max_share: float) -> None:
+    quarantined = sum(counts.values())
+    if total == 0:
+        raise JobFailed(f"input {', '.join(inputs)} holds no rows: nothing to train on")
+    share = quarantined / total
+    if share > max_share:
+        by_reason = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if v)
+        raise JobFailed(
+            f"{quarantined} of {total} input rows ({share:.1%}) were quarantined, above the "
+            f"allowed {max_share:.1%} (--max-quarantine-share); by reason: "
+            f"{by_reason}. Nothing was published.")
+
+
+# --- split -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Splits(Held):
+    train: DataFrame
+    valid: DataFrame
+    test: DataFrame
+    sizes: tuple[int, int, int]
+
+    def held(self) -> tuple[DataFrame | None, ...]:
+        return (self.train, self.valid, self.test)
+
+    @property
+    def fit_data(self) -> DataFrame:
+        """What the final model learns from: train + validation."""
+        return self.train.unionByName(self.valid)
+
+    @property
+    def whole(self) -> DataFrame:
+        """All learnable ratings, read from the splits' cached copies."""
+        return self.fit_data.unionByName(self.test)
+
+
+def split(inputs: Inputs, options: TuningOptions, seed: int) -> Splits:
+    train_share = 1 - options.validation_share - options.test_share
+    train, valid, test = (df.cache() for df in inputs.learn.randomSplit(
+        [train_share, options.validation_share, options.test_share], seed=seed))
+    sizes = (train.count(), valid.count(), test.count())
+    # From here on the three splits are the cached copy of the learnable ratings.
+    inputs.learn.unpersist()
+    return Splits(train, valid, test, sizes)
+
+
+# --- refit the tuned parameters on train + validation -------------------------------------------
+@dataclass(frozen=True)
+class Fitted:
+    model: RecommenderModel
+    prepared: Prepared
+    catalog: recommend.Catalog  # collected and broadcast once: evaluation and top-N share it
+
+
+def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options: ModelOptions) -> Fitted:
+    best = tuned.best
+    prepared = model.prepare(splits.fit_data, options.feedback, options.bias_reg)
+    fitted = model.fit(prepared, feedback=options.feedback, rank=best.rank, reg_param=best.reg_param,
+                       max_iter=options.max_iter, alpha=options.alpha, seed=options.seed,
+                       blocks=tuning.als_blocks(spark), rating_scale=options.feedback.rating_scale)
+    fitted = tuning.replace_weight(fitted, tuned.popularity_weight)
+    fitted.users.count()
+    return Fitted(fitted, prepared, recommend.model_catalog(fitted))
+
+
+# --- evaluate on the test split, then the quality gate ------------------------------------------
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 6)
+
+
+def _ranking(metrics: dict[str, float]) -> Ranking:
+    return Ranking(**{name: _finite(value) for name, value in metrics.items()})
+
+
+def evaluate_on_test(spark: SparkSession, fitted: Fitted, splits: Splits, blocked: DataFrame,
+                     feedback: Feedback, k: int, threshold: float) -> TestMetrics:
+    errors = _rating_errors(fitted, splits.test) if feedback.has_ratings else {}
+    relevant = evaluate.relevant_items(splits.test, feedback, threshold).cache()
+    test_users = relevant.select(c.USER_ID).distinct()
+    exclude = splits.fit_data.select(c.USER_ID, c.ARTIST_ID).unionByName(blocked)
+    recs = recommend.recommend(spark, fitted.model, test_users, exclude, k, fitted.catalog)
+    ranking = _ranking(evaluate.ranking_metrics(recs, relevant, k))
+    popularity = evaluate.popularity(splits.fit_data, feedback, threshold)
+    pop_recs = recommend.recommend_popular(spark, popularity, test_users, exclude, k)
+    baselines = Baselines(errors.get("global_mean_rmse"), errors.get("global_mean_mae"),
+                          errors.get("bias_rmse"), errors.get("bias_mae"),
+                          _ranking(evaluate.ranking_metrics(pop_recs, relevant, k)))
+    relevant.unpersist()
+    return TestMetrics(errors.get("rmse"), errors.get("mae"), ranking, baselines, test_users.count())
+
+
+def _rating_errors(fitted: Fitted, test: DataFrame) -> dict[str, float | None]:
+    """RMSE and MAE of the model, the bias-only model and the global mean on rated test pairs."""
+    m = fitted.model
+    bias_only = model.RecommenderModel(
+        m.params, m.users.withColumn(model.FEATURES, F.lit(None).cast("array<float>")), m.items)
+    out: dict[str, float | None] = {}
+    for name, errors in (("", evaluate.prediction_errors(m, test)),
+                         ("global_mean_", evaluate.rating_errors(test, F.lit(m.params.global_mean))),
+                         ("bias_", evaluate.prediction_errors(bias_only, test))):
+        out[f"{name}rmse"], out[f"{name}mae"] = _finite(errors["rmse"]), _finite(errors["mae"])
+    return out
+
+
+def quality_gate(tested: TestMetrics, feedback: Feedback, gates: GateOptions) -> Gate:
+    """The model must beat the bias baseline (explicit, RMSE) or popularity (implicit, NDCG);
+    JobFailed when it does not."""
+    if feedback.has_ratings:
+        limit = (tested.baselines.bias_rmse or 0.0) * (1 - gates.min_rmse_gain)
+        value = tested.rmse
+        gate = Gate(value is not None and value < limit, "rmse", value, "bias_rmse", round(limit, 6), True)
+    else:
+        limit = (tested.baselines.popularity.ndcg_at_k or 0.0) * (1 + gates.min_ndcg_gain)
+        value = tested.ranking.ndcg_at_k
+        gate = Gate(value is not None and value > limit, "ndcg_at_k", value, "popularity_ndcg_at_k",
+                    round(limit, 6), False)
+    if not gate.passed:
+        raise JobFailed(f"quality gate failed: {gate.metric} = {gate.value} is not "
+                        f"{'below' if gate.below else 'above'} {gate.limit} ({gate.baseline} with the "
+                        "configured gain). Nothing was published.")
+    return gate
+
+
+# --- recommendations, the popularity fallback, scored pairs ---------------------------------------
+@dataclass(frozen=True)
+class Recommendations(Held):
+    recs: DataFrame  # sorted by user, rank; RECOMMENDATION_COLUMNS (+ ARTIST_NAME)
+    popular: DataFrame  # the fallback list, by rank
+    scores: DataFrame | None  # --score-pairs, scored
+    count: int
+    users: int
+    items: int
+    catalog_coverage: float
+
+    def held(self) -> tuple[DataFrame | None, ...]:
+        return (self.recs, self.popular)
+
+
+def recommend_all(spark: SparkSession, fitted: Fitted, learn: DataFrame, inputs: Inputs,
+                  options: ModelOptions, threshold: float) -> Recommendations:
+    exclude = learn.select(c.USER_ID, c.ARTIST_ID).unionByName(inputs.blocked)
+    all_users = exclude.select(c.USER_ID).distinct()
+    # Scored once: the range sort below samples its input before it shuffles, which would
+    # otherwise run the whole top-N step twice.
+    scored = recommend.recommend(spark, fitted.model, all_users, exclude, options.top_n, fitted.catalog).cache()
+    recs, popular = scored, popular_list(fitted.model, learn, options, threshold)
+    names = inputs.artists
+    if names is not None:
+        recs = recs.join(F.broadcast(names), c.ARTIST_ID, "left")
+        popular = popular.join(F.broadcast(names), c.ARTIST_ID, "left")
+    # Sorted once and cached in that order: both file formats, the histograms and the
+    # publishing read this copy (a range-partitioned sort, so every task writes its own part).
+    recs = (recs.select(*c.RECOMMENDATION_COLUMNS, *([c.ARTIST_NAME] if names is not None else []))
+            .orderBy(c.USER_ID, c.RANK).cache())
+    n_recs = recs.count()
+    scored.unpersist()
+    popular = popular.orderBy(c.RANK).cache()
+    scores = model.score_pairs(fitted.model, inputs.pairs) if inputs.pairs is not None else None
+    n_catalog = fitted.model.items.filter(F.col(model.FEATURES).isNotNull()).count()
+    coverage = round(evaluate.catalog_coverage(recs, n_catalog), 6)
+    return Recommendations(recs, popular, scores, n_recs, all_users.count(),
+                           learn.select(c.ARTIST_ID).distinct().count(), coverage)
+
+
+def popular_list(fitted: model.RecommenderModel, learn: DataFrame, options: ModelOptions,
+                 threshold: float) -> DataFrame:
+    """The fallback for users the model does not know: most-liked artists, with the score an
+    unknown user would get from the model (global mean + artist bias, clipped)."""
+    pop = evaluate.popularity(learn, options.feedback, threshold)
+    top = pop.orderBy(F.col("popularity").desc(), F.col(c.ARTIST_ID)).limit(options.popular_n)
+    scored = model.score_pairs(fitted, top.select(F.lit(-1).alias(c.USER_ID), c.ARTIST_ID))
+    ranked = top.join(scored.drop(c.USER_ID), c.ARTIST_ID)
+    order = F.row_number().over(Window.orderBy(F.col("popularity").desc(), F.col(c.ARTIST_ID)))
+    return ranked.select(order.alias(c.RANK), c.ARTIST_ID, c.SCORE, "n_ratings")

@@ -1,0 +1,48 @@
+"""RunMetrics is the typed form of metrics.json: the layout other tools read must survive it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from glue_jobs.recommender.metrics import Baselines, Gate, Ranking, RunMetrics
+from tests.sample_metrics import metrics_json
+
+# The top-level keys of metrics.json that people, the report, QuickSight's SQL and the tools
+# read by name (README "Outputs"): renaming one breaks them.
+DOCUMENTED_KEYS = {
+    "baselines", "best_params", "catalog_coverage", "counts", "evaluated_users", "feedback", "grid",
+    "input_format", "k", "mae", "map_at_k", "ndcg_at_k", "popularity_weight_curve", "precision_at_k",
+    "quality_gate", "quarantine", "recall_at_k", "rmse", "run_id", "selection_metric", "spark",
+    "timings_s", "top_n",
+}
+
+
+@pytest.mark.parametrize("extra", [{}, {"dms_changes": {"I": 10, "U": 2, "D": 1}},
+                                   {"published": {"aurora_rows": 1690, "dynamodb_items": 338}}])
+def test_metrics_json_round_trips_through_the_typed_form(extra: dict[str, object]) -> None:
+    doc = metrics_json(**extra)
+    typed = RunMetrics.from_json(json.dumps(doc))
+    assert json.loads(typed.to_json()) == doc
+    assert set(typed.as_dict()) == DOCUMENTED_KEYS | set(extra)
+
+
+def test_attributes_read_what_the_flat_keys_hold() -> None:
+    typed = RunMetrics.from_dict(metrics_json())
+    assert (typed.rmse, typed.ndcg_at_k, typed.baselines.bias_rmse) == (17.56, 0.117, 20.1)
+    assert typed.baselines.popularity.precision_at_k == 0.029
+    assert typed.best_params.rank == 10 and typed.counts.recommendations == 1690
+    assert typed.quality_gate.below and typed.quality_gate.limit == 20.1
+
+
+def test_implicit_runs_have_no_rating_errors_and_gate_from_above() -> None:
+    gate = Gate(True, "ndcg_at_k", 0.2, "popularity_ndcg_at_k", 0.1, below=False)
+    doc = metrics_json(feedback="implicit", rmse=None, mae=None, quality_gate=gate.as_dict(),
+                       baselines=Baselines(popularity=Ranking(ndcg_at_k=0.1)).as_dict())
+    typed = RunMetrics.from_dict(doc)
+    assert typed.rmse is None and typed.baselines.bias_rmse is None
+    assert json.loads(typed.to_json())["quality_gate"] == {
+        "passed": True, "metric": "ndcg_at_k", "value": 0.2, "baseline": "popularity_ndcg_at_k",
+        "must_be_above": 0.1}
+    assert json.loads(typed.to_json())["baselines"]["popularity_ndcg_at_k"] == 0.1
