@@ -1,130 +1,139 @@
 """Typed, frozen settings per environment, built once from CDK context at the app's edge.
 
-Every knob that differs between accounts lives here with a safe default; stacks receive the
-values they need as keyword arguments and never read context themselves.
+Every knob that differs between accounts is one field with its context key, safe default and
+check: here if the app itself uses it, else in the options of the stack that does (JobOptions,
+ServingOptions, AnalyticsOptions). Stacks receive their options and never read context themselves.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from aws_cdk import aws_logs as logs
+
+from glue_jobs.recommender.config import ConfigError, job_arguments
+from stacks.analytics import AnalyticsOptions
+from stacks.ingestion import DmsSource
+from stacks.options import context_key, option
+from stacks.recommender_job import JobOptions
+from stacks.serving import ServingOptions
 
 
 class SettingsError(ValueError):
     """A context value the app cannot deploy with."""
 
 
-# Lambda's default concurrency quota per account and Region, and the part of it that must stay
-# unreserved (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
-LAMBDA_DEFAULT_CONCURRENCY = 1000
-LAMBDA_UNRESERVED_MINIMUM = 100
-# A Glue EVENT trigger's batch: 1..100 events, 1..900 s
-# (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-jobs-trigger.html#aws-glue-api-jobs-trigger-EventBatchingCondition).
-GLUE_MAX_BATCH_SIZE = 100
-GLUE_MAX_BATCH_WINDOW_S = 900
+RETENTION = {7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
+             90: logs.RetentionDays.THREE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS,
+             365: logs.RetentionDays.ONE_YEAR, 731: logs.RetentionDays.TWO_YEARS}
 
 
-@dataclass(frozen=True)
-class DmsSource:
-    """An existing operational database that DMS replicates ratings from (opt-in)."""
-
-    engine: str  # mysql | postgres | aurora | aurora-postgresql | ...
-    host: str
-    port: int
-    database: str
-    tables: tuple[str, ...]
-    secret_arn: str  # Secrets Manager secret with username/password for DMS
-    create_service_roles: bool = False  # dms-vpc-role etc. are account-wide: create once
+def _groups(declared: Any) -> list[Any]:
+    """The option groups among a dataclass's fields: dataclasses read field by field, not by one key."""
+    return [getattr(declared, f.name) for f in fields(declared)
+            if context_key(f) is None and is_dataclass(getattr(declared, f.name))]
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Fields with a context key are read from it; the option groups (`job`, `serving`,
+    `analytics`) are read field by field the same way and go whole to the stacks that use them."""
+
     env_name: str
-    prefix: str
-    retain_data: bool  # buckets, table, database kept on stack deletion
-    deletion_protection: bool
-    glue_worker_type: str = "G.1X"
-    glue_workers: int = 2
-    glue_timeout_minutes: int = 120
-    trigger_batch_size: int = 10  # raw objects that start a run...
-    trigger_batch_window_s: int = 900  # ...or this long after the first one
-    schedule: str | None = None  # e.g. "cron(0 3 * * ? *)" to retrain nightly anyway
-    job_arguments: dict[str, str] = field(default_factory=dict)  # extra recommender options
-    log_retention_days: int = 90
-    vpc_id: str | None = None  # import an existing VPC instead of creating one...
-    vpc_azs: tuple[str, ...] = ()  # ...with its AZs and isolated subnet ids (no lookup call)
-    vpc_subnet_ids: tuple[str, ...] = ()
-    aurora_min_acu: float = 0.5
-    aurora_max_acu: float = 4.0
-    api_auth: str = "iam"  # iam | jwt
-    # Cap on the API function's concurrent executions (protects the table and the bill); 0 = no cap.
-    # Lambda keeps 100 of the account's concurrency unreserved, so the cap must fit under quota - 100.
-    api_reserved_concurrency: int = 0
-    jwt_issuer: str | None = None
-    jwt_audience: tuple[str, ...] = ()
-    alarm_email: str | None = None
-    dms: DmsSource | None = None
-    quicksight_principal_arn: str | None = None
-    emr: bool = False
+    prefix: str = option("prefix")
+    retain_data: bool = option("retainData")  # buckets, table, database kept on stack deletion
+    deletion_protection: bool = option("deletionProtection")
+    log_retention_days: int = option("logRetentionDays", 90)
+    vpc_id: str | None = option("vpcId", None)  # import an existing VPC instead of creating one...
+    vpc_azs: tuple[str, ...] = option("vpcAzs", ())  # ...with its AZs and isolated subnet ids (no lookup call)
+    vpc_subnet_ids: tuple[str, ...] = option("vpcSubnetIds", ())
+    alarm_email: str | None = option("alarmEmail", None)
+    dms: DmsSource | None = option("dms", None)  # noqa: RUF009 (None; a DmsSource is frozen)
+    job: JobOptions = field(default_factory=JobOptions)
+    serving: ServingOptions = field(default_factory=ServingOptions)
+    analytics: AnalyticsOptions = field(default_factory=AnalyticsOptions)
 
     def __post_init__(self) -> None:
         problems = []
-        if self.glue_worker_type not in ("G.1X", "G.2X", "G.4X", "G.8X"):
-            problems.append(f"glueWorkerType must be G.1X, G.2X, G.4X or G.8X, got {self.glue_worker_type!r}")
-        if self.glue_workers < 2:
-            problems.append("glueWorkers must be at least 2 (Glue's minimum for Spark jobs)")
-        if self.api_auth not in ("iam", "jwt"):
-            problems.append(f"apiAuth must be iam or jwt, got {self.api_auth!r}")
-        if self.api_auth == "jwt" and not (self.jwt_issuer and self.jwt_audience):
-            problems.append("apiAuth jwt needs jwtIssuer and jwtAudience")
         if self.vpc_id and (not self.vpc_azs or len(self.vpc_subnet_ids) != len(self.vpc_azs)):
             problems.append("vpcId needs vpcAzs and one vpcSubnetIds entry per AZ (no lookup is made)")
-        if not 1 <= self.trigger_batch_size <= GLUE_MAX_BATCH_SIZE:
-            problems.append(f"triggerBatchSize must be 1 to {GLUE_MAX_BATCH_SIZE}, got {self.trigger_batch_size}")
-        if not 1 <= self.trigger_batch_window_s <= GLUE_MAX_BATCH_WINDOW_S:
-            problems.append(f"triggerBatchWindowSeconds must be 1 to {GLUE_MAX_BATCH_WINDOW_S}, "
-                            f"got {self.trigger_batch_window_s}")
-        if self.log_retention_days not in (7, 14, 30, 90, 180, 365, 731):
-            problems.append("logRetentionDays must be one of 7, 14, 30, 90, 180, 365, 731")
-        most = LAMBDA_DEFAULT_CONCURRENCY - LAMBDA_UNRESERVED_MINIMUM
-        if not 0 <= self.api_reserved_concurrency <= most:
-            problems.append(f"apiReservedConcurrency must be 0 (no cap) to {most}, got {self.api_reserved_concurrency}")
-        if not 0.5 <= self.aurora_min_acu <= self.aurora_max_acu:
-            problems.append("auroraMinAcu must be at least 0.5 and not above auroraMaxAcu")
+        if self.log_retention_days not in RETENTION:
+            problems.append(f"logRetentionDays must be one of {', '.join(map(str, RETENTION))}")
+        for group in _groups(self):
+            problems += group.problems()
         if problems:
             raise SettingsError("; ".join(problems))
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return RETENTION[self.log_retention_days]
 
 
 DEFAULTS = {
     "dev": Settings(env_name="dev", prefix="recsys-dev", retain_data=False, deletion_protection=False),
     "prod": Settings(env_name="prod", prefix="recsys-prod", retain_data=True, deletion_protection=True,
-                     glue_worker_type="G.2X", glue_workers=10, glue_timeout_minutes=360, log_retention_days=365,
-                     aurora_max_acu=16.0, api_reserved_concurrency=200),
+                     log_retention_days=365, job=JobOptions(worker_type="G.2X", workers=10, timeout_minutes=360),
+                     serving=ServingOptions(reserved_concurrency=200), analytics=AnalyticsOptions(max_acu=16.0)),
 }
-
-_KEYS = {  # context key -> field
-    "prefix": "prefix", "retainData": "retain_data", "deletionProtection": "deletion_protection",
-    "glueWorkerType": "glue_worker_type", "glueWorkers": "glue_workers",
-    "glueTimeoutMinutes": "glue_timeout_minutes",
-    "triggerBatchSize": "trigger_batch_size", "triggerBatchWindowSeconds": "trigger_batch_window_s",
-    "schedule": "schedule", "logRetentionDays": "log_retention_days", "vpcId": "vpc_id",
-    "auroraMinAcu": "aurora_min_acu", "auroraMaxAcu": "aurora_max_acu", "apiAuth": "api_auth",
-    "jwtIssuer": "jwt_issuer", "alarmEmail": "alarm_email", "apiReservedConcurrency": "api_reserved_concurrency",
-    "quicksightPrincipalArn": "quicksight_principal_arn", "emr": "emr",
-}
-_TUPLES = {"vpcAzs": "vpc_azs", "vpcSubnetIds": "vpc_subnet_ids", "jwtAudience": "jwt_audience"}
 
 
 def _coerce(value: Any, like: Any) -> Any:
+    """A context value (strings from `-c`, JSON from cdk.json or the settings file) as the type of `like`."""
     if isinstance(like, bool) and isinstance(value, str):
         return value.lower() in ("1", "true", "yes")
     if isinstance(like, int) and not isinstance(like, bool) and isinstance(value, str):
         return int(value)
     if isinstance(like, float) and isinstance(value, str):
         return float(value)
+    if isinstance(like, tuple):
+        return tuple(value.split(",")) if isinstance(value, str) else tuple(value)
     return value
+
+
+def _dms_source(value: Any, like: DmsSource | None) -> DmsSource | None:
+    if not value:
+        return like
+    dms = json.loads(value) if isinstance(value, str) else dict(value)
+    try:
+        return DmsSource(engine=dms["engine"], host=dms["host"], port=int(dms["port"]), database=dms["database"],
+                         tables=tuple(dms["tables"]), secret_arn=dms["secretArn"],
+                         create_service_roles=bool(dms.get("createServiceRoles", False)))
+    except KeyError as exc:
+        raise SettingsError(f"dms context lacks {exc.args[0]!r} (engine, host, port, database, "
+                            "tables, secretArn)") from exc
+
+
+def _job_arguments(value: Any, like: dict[str, str]) -> dict[str, str]:
+    """Checked against the job's own option declarations now, rather than failing the first run."""
+    if not value:
+        return dict(like)
+    try:
+        return job_arguments(json.loads(value) if isinstance(value, str) else dict(value))
+    except ConfigError as exc:
+        raise SettingsError(f"jobArguments: {exc}") from exc
+
+
+# Context values that are more than a scalar or a list, by context key.
+_PARSERS: dict[str, Callable[[Any, Any], Any]] = {"dms": _dms_source, "jobArguments": _job_arguments}
+
+
+def _read(declared: Any, get: Callable[[str], Any]) -> dict[str, Any]:
+    """The fields of `declared` that the context sets (option groups read recursively), as changes."""
+    changes: dict[str, Any] = {}
+    for f in fields(declared):
+        current, key = getattr(declared, f.name), context_key(f)
+        if key is None:
+            if is_dataclass(current):
+                changes[f.name] = replace(current, **_read(current, get))  # type: ignore[type-var]
+            continue
+        value = get(key)
+        if value is not None:
+            changes[f.name] = _PARSERS.get(key, _coerce)(value, current)
+    return changes
 
 
 def _falling_back_to(get: Any, values: dict[str, Any]) -> Any:
@@ -150,27 +159,4 @@ def settings_from_context(get: Any) -> Settings:
     if env_name not in DEFAULTS:
         raise SettingsError(f"-c env must be one of {', '.join(DEFAULTS)}, got {env_name!r}")
     base = DEFAULTS[env_name]
-    changes: dict[str, Any] = {}
-    for key, attr in _KEYS.items():
-        value = get(key)
-        if value is not None:
-            changes[attr] = _coerce(value, getattr(base, attr))
-    for key, attr in _TUPLES.items():
-        value = get(key)
-        if value is not None:
-            changes[attr] = tuple(value.split(",")) if isinstance(value, str) else tuple(value)
-    dms = get("dms")
-    if dms:
-        dms = json.loads(dms) if isinstance(dms, str) else dict(dms)
-        try:
-            changes["dms"] = DmsSource(engine=dms["engine"], host=dms["host"], port=int(dms["port"]),
-                                       database=dms["database"], tables=tuple(dms["tables"]),
-                                       secret_arn=dms["secretArn"],
-                                       create_service_roles=bool(dms.get("createServiceRoles", False)))
-        except KeyError as exc:
-            raise SettingsError(f"dms context lacks {exc.args[0]!r} (engine, host, port, database, "
-                                "tables, secretArn)") from exc
-    job_args = get("jobArguments")
-    if job_args:
-        changes["job_arguments"] = dict(json.loads(job_args) if isinstance(job_args, str) else job_args)
-    return replace(base, **changes)
+    return replace(base, **_read(base, get))

@@ -19,7 +19,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, managed_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "lambdas"
@@ -113,13 +113,11 @@ class PythonFunction(Construct):
             log_group=self.log_group, tracing=lambda_.Tracing.ACTIVE, architecture=lambda_.Architecture.ARM_64,
             dead_letter_queue=self.dead_letters, reserved_concurrent_executions=reserved_concurrency)
         # What every such function holds, acknowledged once here rather than beside each function.
-        acknowledge(self.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AWSLambdaBasicExecutionRole]", "AWS's basic execution policy only lets the function write its "
-                    "own logs.")
+        acknowledge(self.function, managed_policy("service-role/AWSLambdaBasicExecutionRole"),
+                    "AWS's basic execution policy only lets the function write its own logs.")
         if vpc is not None:
-            acknowledge(self.function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                        "AWSLambdaVPCAccessExecutionRole]", "AWS's policy for the function's network interfaces in "
-                        "the VPC.")
+            acknowledge(self.function, managed_policy("service-role/AWSLambdaVPCAccessExecutionRole"),
+                        "AWS's policy for the function's network interfaces in the VPC.")
         acknowledge(self.function, "AwsSolutions-IAM5[Resource::*]",
                     "X-Ray tracing and VPC network interfaces accept no resource but *." if vpc is not None else
                     "X-Ray tracing: PutTraceSegments and PutTelemetryRecords accept no resource but *.")

@@ -26,7 +26,7 @@ from stacks import names
 from stacks.constructs import ROOT, encrypted_queue
 from stacks.nag import acknowledge
 from stacks.network import ExistingVpc, admit_to_database, resolve_vpc
-from stacks.recommender_job import RecommenderJob, new_data_pattern
+from stacks.recommender_job import JobData, JobOptions, RecommenderJob, new_data_pattern
 from stacks.storage import bucket_name
 
 EMR_RELEASE = "emr-7.9.0"  # Spark 3.5, like Glue 5.1's Spark 3.5.6
@@ -55,15 +55,22 @@ def pinned(package: str) -> str:
 
 
 class EmrStack(Stack):
-    def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, table_arn: str, table_name: str,
-                 vpc: ec2.IVpc | ExistingVpc, db_secret_arn: str | None,
-                 db_security_group: ec2.ISecurityGroup | None, input_prefix: str, workers: int,
-                 timeout_minutes: int, job_arguments: dict[str, str], trigger_batch_size: int,
-                 trigger_batch_window_s: int, log_retention: logs.RetentionDays, **kwargs: object) -> None:
+    def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, vpc: ec2.IVpc | ExistingVpc,
+                 data: JobData, options: JobOptions, log_retention: logs.RetentionDays, **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         vpc = resolve_vpc(self, vpc)
         raw = s3.Bucket.from_bucket_name(self, "Raw", bucket_name(prefix, "raw"))
+        app = self.spark_application(prefix, vpc, data.db_security_group)
+        recommender = RecommenderJob(
+            self, "Recommender", prefix=prefix, assumed_by=iam.ServicePrincipal("emr-serverless.amazonaws.com"),
+            description="The recommender on EMR Serverless: the Glue job's grants", key=key, data=data,
+            options=options)
+        self.state_machine = self.training(prefix, key, app, recommender, options.timeout_minutes, log_retention)
+        self.batch_new_data(prefix, key, raw, options)
 
+    def spark_application(self, prefix: str, vpc: ec2.IVpc,
+                          db_security_group: ec2.ISecurityGroup | None) -> emr.CfnApplication:
+        """The EMR Serverless application on the custom image, in the isolated subnets, admitted to Aurora."""
         group = ec2.SecurityGroup(self, "SparkSecurityGroup", vpc=vpc, allow_all_outbound=True,
                                   description="EMR Serverless workers: to Aurora and AWS endpoints")
         if db_security_group is not None:
@@ -91,22 +98,20 @@ class EmrStack(Stack):
                 [str(v) for v in range(1, MIN_BOOTSTRAP_FOR_EMR_IMAGES)], Fn.ref("BootstrapVersion"))),
             assert_description=f"EMR Serverless pulls its image from the CDK bootstrap repository, which allows "
                                f"it from bootstrap version {MIN_BOOTSTRAP_FOR_EMR_IMAGES}: run `cdk bootstrap`.")])
+        return app
 
-        recommender = RecommenderJob(
-            self, "Recommender", prefix=prefix, assumed_by=iam.ServicePrincipal("emr-serverless.amazonaws.com"),
-            description="The recommender on EMR Serverless: the Glue job's grants", key=key, table_name=table_name,
-            table_arn=table_arn, db_secret_arn=db_secret_arn, input_prefix=input_prefix, workers=workers,
-            job_arguments=job_arguments)
-        job_role = recommender.role
+    def training(self, prefix: str, key: kms.IKey, app: emr.CfnApplication, recommender: RecommenderJob,
+                 timeout_minutes: int, log_retention: logs.RetentionDays) -> sfn.StateMachine:
+        """A state machine whose one task runs the job with spark-submit and waits for it to end."""
         script = s3_assets.Asset(self, "Script", path=str(ROOT / "glue_jobs" / "glue_entry.py"))
-        script.grant_read(job_role)
+        script.grant_read(recommender.role)
         spark_conf = {"spark.emr-serverless.driverEnv.PYSPARK_PYTHON": EMR_PYTHON,
                       "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": EMR_PYTHON,
                       "spark.executorEnv.PYSPARK_PYTHON": EMR_PYTHON}
         run = sfn.CustomState(self, "RunRecommender", state_json={
             "Type": "Task", "Resource": "arn:aws:states:::emr-serverless:startJobRun.sync",
             "Parameters": {
-                "ApplicationId": app.attr_application_id, "ExecutionRoleArn": job_role.role_arn,
+                "ApplicationId": app.attr_application_id, "ExecutionRoleArn": recommender.role.role_arn,
                 "Name": "recommender", "ExecutionTimeoutMinutes": timeout_minutes,
                 "JobDriver": {"SparkSubmit": {
                     "EntryPoint": script.s3_object_url, "EntryPointArguments": recommender.argv(),
@@ -116,27 +121,38 @@ class EmrStack(Stack):
             "Retry": [{"ErrorEquals": ["States.TaskFailed"], "MaxAttempts": 0}]})
         log_group = logs.LogGroup(self, "StateMachineLogs", retention=log_retention, encryption_key=key,
                                   removal_policy=RemovalPolicy.DESTROY)
-        self.state_machine = sfn.StateMachine(
+        machine = sfn.StateMachine(
             self, "Training", state_machine_name=f"{prefix}-emr-training",
             definition_body=sfn.DefinitionBody.from_chainable(run),
             # a queued run waits up to 12 h, then runs up to timeout_minutes
             timeout=Duration.minutes(720 + timeout_minutes), tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False))
-        CfnOutput(self, names.OUTPUT_STATE_MACHINE, value=self.state_machine.state_machine_arn)  # for make smoke
+        CfnOutput(self, names.OUTPUT_STATE_MACHINE, value=machine.state_machine_arn)  # for make smoke
+        self.allow_job_runs(machine, app, recommender.role)
+        return machine
+
+    def allow_job_runs(self, machine: sfn.StateMachine, app: emr.CfnApplication, job_role: iam.IRole) -> None:
+        """What startJobRun.sync calls as the state machine: the run API, PassRole for the job role, and
+        the managed rule Step Functions waits for the run's end through."""
         app_arn = self.format_arn(service="emr-serverless", resource="/applications",
                                   resource_name=app.attr_application_id)
-        self.state_machine.add_to_role_policy(iam.PolicyStatement(
+        machine.add_to_role_policy(iam.PolicyStatement(
             actions=["emr-serverless:StartJobRun", "emr-serverless:GetJobRun", "emr-serverless:CancelJobRun"],
             resources=[app_arn, f"{app_arn}/jobruns/*"]))
-        self.state_machine.add_to_role_policy(iam.PolicyStatement(actions=["iam:PassRole"],
-                                                                  resources=[job_role.role_arn]))
-        self.state_machine.add_to_role_policy(iam.PolicyStatement(
+        machine.add_to_role_policy(iam.PolicyStatement(actions=["iam:PassRole"], resources=[job_role.role_arn]))
+        machine.add_to_role_policy(iam.PolicyStatement(
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
             resources=[self.format_arn(service="events", resource="rule",
                                        resource_name="StepFunctionsGetEventsForEMRServerlessJobRule")]))
+        acknowledge(machine, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:emr-serverless:"
+                    "<AWS::Region>:<AWS::AccountId>:/applications/<Application.ApplicationId>/jobruns/*]",
+                    "Job runs of this one application: their ids exist only once a run starts.")
+        acknowledge(machine, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray tracing and log delivery accept no resource but *.")
 
-        # New data is batched like the Glue EVENT trigger (size, window) before a run starts:
-        # EventBridge rule -> SQS queue -> EventBridge Pipe (batch) -> one execution per batch.
+    def batch_new_data(self, prefix: str, key: kms.IKey, raw: s3.IBucket, options: JobOptions) -> None:
+        """New data is batched like the Glue EVENT trigger (size, window) before a run starts:
+        EventBridge rule -> SQS queue -> EventBridge Pipe (batch) -> one execution per batch."""
         dead_letters = encrypted_queue(self, "NewDataDeadLetters", key=key, retention_period=Duration.days(14))
         new_data = encrypted_queue(
             self, "NewData", key=key,
@@ -156,10 +172,11 @@ class EmrStack(Stack):
             source=new_data.queue_arn, target=self.state_machine.state_machine_arn,
             source_parameters=pipes.CfnPipe.PipeSourceParametersProperty(
                 sqs_queue_parameters=pipes.CfnPipe.PipeSourceSqsQueueParametersProperty(
-                    batch_size=trigger_batch_size,
+                    batch_size=options.trigger_batch_size,
                     # Glue waits up to trigger_batch_window_s (<= 900 s) after the first event; a pipe
                     # waits at most 300 s, so longer windows are shortened to 300 s.
-                    maximum_batching_window_in_seconds=min(trigger_batch_window_s, PIPE_MAX_BATCH_WINDOW_S))),
+                    maximum_batching_window_in_seconds=min(options.trigger_batch_window_s,
+                                                           PIPE_MAX_BATCH_WINDOW_S))),
             target_parameters=pipes.CfnPipe.PipeTargetParametersProperty(
                 # a standard state machine is started asynchronously: the pipe does not wait for the run
                 step_function_state_machine_parameters=pipes.CfnPipe.PipeTargetStateMachineParametersProperty(
@@ -167,9 +184,3 @@ class EmrStack(Stack):
                 # The run reads the whole input prefix, not the batch: pass each record's id only, so a
                 # batch of 100 stays far below Step Functions' 256 KiB input limit.
                 input_template='{"messageId": <$.messageId>}'))
-
-        acknowledge(self.state_machine, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:emr-serverless:"
-                    "<AWS::Region>:<AWS::AccountId>:/applications/<Application.ApplicationId>/jobruns/*]",
-                    "Job runs of this one application: their ids exist only once a run starts.")
-        acknowledge(self.state_machine, "AwsSolutions-IAM5[Resource::*]",
-                    "X-Ray tracing and log delivery accept no resource but *.")

@@ -33,32 +33,7 @@ class MonitoringStack(Stack):
         allow_publisher(self.topic, key, "cloudwatch.amazonaws.com")
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        # Glue reports job state changes to EventBridge; a function turns a failed run into a
-        # readable notice (the error, the duration, a link) on the topic.
-        notifier = PythonFunction(self, "FailureNotifier", name="failure_notifier", key=key,
-                                  log_retention=log_retention, vendored=POWERTOOLS, timeout_s=30,
-                                  asynchronous=True,
-                                  environment={"TOPIC_ARN": self.topic.topic_arn,
-                                               "POWERTOOLS_SERVICE_NAME": "failure-notifier"})
-        self.topic.grant_publish(notifier.function)
-        notifier.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["glue:GetJobRun"], resources=[self.format_arn(service="glue", resource="job",
-                                                                   resource_name=job_name)]))
-        events.Rule(self, "JobFailed", description="A recommender Glue run failed or timed out",
-                    event_pattern=events.EventPattern(
-                        source=["aws.glue"], detail_type=["Glue Job State Change"],
-                        detail={"jobName": [job_name], "state": ["FAILED", "TIMEOUT", "ERROR"]}),
-                    targets=[targets.LambdaFunction(notifier.function, retry_attempts=2)])
-        if emr_state_machine_arn:
-            # An EMR Serverless run ends its Step Functions execution as FAILED, TIMED_OUT or ABORTED.
-            events.Rule(self, "EmrTrainingFailed", description="A recommender EMR Serverless run did not succeed",
-                        event_pattern=events.EventPattern(
-                            source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
-                            detail={"stateMachineArn": [emr_state_machine_arn],
-                                    "status": ["FAILED", "TIMED_OUT", "ABORTED"]}),
-                        targets=[targets.LambdaFunction(notifier.function, retry_attempts=2)])
-        acknowledge(notifier.function, "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-                    "Publishing to the KMS-encrypted topic: CDK's grant on this project's key only.")
+        self.failure_notifier(key, job_name, emr_state_machine_arn, log_retention)
         failed_tasks = cw.Metric(namespace="Glue", metric_name="glue.driver.aggregate.numFailedTasks",
                                  dimensions_map={"JobName": job_name, "JobRunId": "ALL", "Type": "count"},
                                  statistic="Sum", period=Duration.hours(1))
@@ -83,3 +58,32 @@ class MonitoringStack(Stack):
             cw.GraphWidget(title="API p99 latency (ms)", left=[api_latency]),
             cw.GraphWidget(title="Glue failed tasks", left=[failed_tasks]),
             cw.AlarmStatusWidget(title="Alarms", alarms=alarms))
+
+    def failure_notifier(self, key: kms.IKey, job_name: str, emr_state_machine_arn: str | None,
+                         log_retention: logs.RetentionDays) -> None:
+        """Glue (and Step Functions, for EMR runs) report state changes to EventBridge; a function
+        turns a failed run into a readable notice (the error, the duration, a link) on the topic."""
+        notifier = PythonFunction(self, "FailureNotifier", name="failure_notifier", key=key,
+                                  log_retention=log_retention, vendored=POWERTOOLS, timeout_s=30,
+                                  asynchronous=True,
+                                  environment={"TOPIC_ARN": self.topic.topic_arn,
+                                               "POWERTOOLS_SERVICE_NAME": "failure-notifier"})
+        self.topic.grant_publish(notifier.function)
+        notifier.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["glue:GetJobRun"], resources=[self.format_arn(service="glue", resource="job",
+                                                                   resource_name=job_name)]))
+        events.Rule(self, "JobFailed", description="A recommender Glue run failed or timed out",
+                    event_pattern=events.EventPattern(
+                        source=["aws.glue"], detail_type=["Glue Job State Change"],
+                        detail={"jobName": [job_name], "state": ["FAILED", "TIMEOUT", "ERROR"]}),
+                    targets=[targets.LambdaFunction(notifier.function, retry_attempts=2)])
+        if emr_state_machine_arn:
+            # An EMR Serverless run ends its Step Functions execution as FAILED, TIMED_OUT or ABORTED.
+            events.Rule(self, "EmrTrainingFailed", description="A recommender EMR Serverless run did not succeed",
+                        event_pattern=events.EventPattern(
+                            source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
+                            detail={"stateMachineArn": [emr_state_machine_arn],
+                                    "status": ["FAILED", "TIMED_OUT", "ABORTED"]}),
+                        targets=[targets.LambdaFunction(notifier.function, retry_attempts=2)])
+        acknowledge(notifier.function, "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                    "Publishing to the KMS-encrypted topic: CDK's grant on this project's key only.")

@@ -19,7 +19,7 @@ from constructs import Construct, IConstruct
 from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import files
 from stacks.constructs import PythonFunction
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, bucket_objects
 from stacks.storage import bucket_name
 
 DATA_SOURCE_ACTIONS = ["quicksight:DescribeDataSource", "quicksight:DescribeDataSourcePermissions",
@@ -39,16 +39,19 @@ SECRETS_MANAGER_ROLE = "aws-quicksight-secretsmanager-role-v0"
 # A valid run id that sorts before every real one: the placeholder manifest points at its folder.
 PLACEHOLDER_RUN_ID = "00000000T000000Z-0000"
 
-LATEST_SQL = (f"SELECT r.{c.USER_ID}, r.{c.RANK}, r.{c.ARTIST_ID}, a.name AS {c.ARTIST_NAME}, r.{c.SCORE}, r.run_id "
+LATEST_SQL = (f"SELECT r.{c.USER_ID}, r.{c.RANK}, r.{c.ARTIST_ID}, a.{c.SQL_ARTIST_NAME} AS {c.ARTIST_NAME}, "
+              f"r.{c.SCORE}, r.{c.SQL_RUN_ID} "
               f"FROM {c.SQL_RECOMMENDATIONS} r LEFT JOIN {c.SQL_ARTISTS} a ON a.{c.ARTIST_ID} = r.{c.ARTIST_ID}")
 # model_runs.metrics is JSON text (publish/aurora.py); charts need numbers. JSON null (RMSE does
 # not apply to implicit feedback) becomes SQL NULL rather than 0.
 RUN_METRICS = (("rmse", "rmse"), ("baselines.bias_rmse", "bias_rmse"),
                ("baselines.global_mean_rmse", "global_mean_rmse"))
-RUNS_SQL = ("SELECT run_id, status, started_at, finished_at, rows_loaded, metrics, counts, "
-            + ", ".join(f"CAST(NULLIF(JSON_UNQUOTE(JSON_EXTRACT(metrics, '$.{path}')), 'null') AS DECIMAL(12,6)) "
-                        f"AS {name}" for path, name in RUN_METRICS)
-            + f" FROM {c.SQL_MODEL_RUNS}")
+RUNS_SQL = ("SELECT " + ", ".join([
+    c.SQL_RUN_ID, c.SQL_RUN_STATUS, c.SQL_STARTED_AT, c.SQL_FINISHED_AT, c.SQL_ROWS_LOADED, c.SQL_METRICS, c.SQL_COUNTS,
+    *(f"CAST(NULLIF(JSON_UNQUOTE(JSON_EXTRACT({c.SQL_METRICS}, '$.{path}')), 'null') AS DECIMAL(12,6)) AS {name}"
+      for path, name in RUN_METRICS)])
+    + f" FROM {c.SQL_MODEL_RUNS}")
+LATEST, RUNS = "latest", "runs"  # the dashboard's names for the two data sets
 
 
 class QuickSightAnalytics(Construct):
@@ -60,71 +63,10 @@ class QuickSightAnalytics(Construct):
                  key: kms.IKey, database: str, schema: IConstruct, writer: IConstruct,
                  log_retention: logs.RetentionDays) -> None:
         super().__init__(scope, id_)
-        group = ec2.SecurityGroup(self, "SecurityGroup", vpc=vpc, allow_all_outbound=True,
-                                  description="QuickSight network interfaces: to Aurora only")
-        db_security_group.add_ingress_rule(group, ec2.Port.tcp(3306), "QuickSight dashboards read Aurora")
-        # QuickSight's network interfaces are not stateful: the database's replies come back to
-        # random ports and need their own inbound rule.
-        group.add_ingress_rule(db_security_group, ec2.Port.all_tcp(), "Aurora's replies to QuickSight")
-        vpc_role = iam.Role(self, "VpcConnectionRole", assumed_by=iam.ServicePrincipal("quicksight.amazonaws.com"),
-                            description="QuickSight manages its network interfaces in the VPC")
-        vpc_role.add_to_policy(iam.PolicyStatement(
-            actions=["ec2:CreateNetworkInterface", "ec2:ModifyNetworkInterfaceAttribute",
-                     "ec2:DeleteNetworkInterface", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
-            resources=["*"]))
-        acknowledge(vpc_role, "AwsSolutions-IAM5[Resource::*]",
-                    "QuickSight creates its network interfaces at run time; EC2 offers no narrower resource.")
-        connection = qs.CfnVPCConnection(
-            self, "VpcConnection", aws_account_id=Aws.ACCOUNT_ID, vpc_connection_id=f"{prefix}-aurora",
-            name=f"{prefix}-aurora", role_arn=vpc_role.role_arn, security_group_ids=[group.security_group_id],
-            subnet_ids=[s.subnet_id for s in vpc.isolated_subnets])
-        connection.node.add_dependency(vpc_role)  # its policy, before QuickSight creates interfaces
-
-        # The secret is encrypted with the project's key: QuickSight's Secrets Manager role reads it
-        # only with kms:Decrypt. A policy attached to the role by name (the key policy already
-        # delegates to IAM), so the key's stack needs no change and no principal that may not exist.
-        secrets_role = iam.Role.from_role_name(self, "SecretsManagerRole", SECRETS_MANAGER_ROLE)
-        secret_key_access = iam.Policy(self, "SecretsManagerRoleKeyAccess", roles=[secrets_role], statements=[
-            iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn], conditions={
-                "StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}})])
-        aurora_source = qs.CfnDataSource(
-            self, "AuroraSource", aws_account_id=Aws.ACCOUNT_ID, data_source_id=f"{prefix}-aurora",
-            name=f"{prefix} recommendations (Aurora)", type="AURORA",
-            data_source_parameters=qs.CfnDataSource.DataSourceParametersProperty(
-                aurora_parameters=qs.CfnDataSource.AuroraParametersProperty(
-                    host=cluster.cluster_endpoint.hostname, port=3306, database=database)),
-            credentials=qs.CfnDataSource.DataSourceCredentialsProperty(secret_arn=secret_arn),
-            vpc_connection_properties=qs.CfnDataSource.VpcConnectionPropertiesProperty(
-                vpc_connection_arn=connection.attr_arn),
-            ssl_properties=qs.CfnDataSource.SslPropertiesProperty(disable_ssl=False),
-            permissions=[qs.CfnDataSource.ResourcePermissionProperty(principal=principal_arn,
-                                                                     actions=DATA_SOURCE_ACTIONS)])
-        # Creating the source connects with the secret's credentials.
-        aurora_source.node.add_dependency(secret_key_access, writer)
-
-        curated = s3.Bucket.from_bucket_name(self, "Curated", bucket_name(prefix, "curated"))
-        s3_role = iam.Role(self, "ManifestReaderRole", assumed_by=iam.ServicePrincipal("quicksight.amazonaws.com"),
-                           description="QuickSight reads the published runs' CSV through the manifest")
-        curated.grant_read(s3_role)
-        key.grant_decrypt(s3_role)
-        for finding in ("Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*"):
-            acknowledge(s3_role, f"AwsSolutions-IAM5[{finding}]", "Read-only variants of one action on one bucket.")
-        acknowledge(s3_role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{prefix}-curated-"
-                    "<AWS::AccountId>-<AWS::Region>/*]", "The manifest always points at the newest run's folder.")
-        manifest_source = qs.CfnDataSource(
-            self, "ManifestSource", aws_account_id=Aws.ACCOUNT_ID, data_source_id=f"{prefix}-latest-csv",
-            name=f"{prefix} latest run (S3)", type="S3",
-            data_source_parameters=qs.CfnDataSource.DataSourceParametersProperty(
-                s3_parameters=qs.CfnDataSource.S3ParametersProperty(
-                    manifest_file_location=qs.CfnDataSource.ManifestFileLocationProperty(
-                        bucket=curated.bucket_name, key=c.QUICKSIGHT_MANIFEST_FILE),
-                    role_arn=s3_role.role_arn)),
-            permissions=[qs.CfnDataSource.ResourcePermissionProperty(principal=principal_arn,
-                                                                     actions=DATA_SOURCE_ACTIONS)])
-        # QuickSight reads the manifest when the source is created, long before the first run
-        # writes one: a valid placeholder first, and the reader role's policy.
-        manifest_source.node.add_dependency(
-            self.manifest_placeholder(curated, key, log_retention), s3_role)
+        self.prefix, self.principal_arn = prefix, principal_arn
+        connection = self.vpc_connection(vpc, db_security_group)
+        aurora_source = self.aurora_source(connection, cluster, secret_arn, key, database, writer)
+        self.manifest_source(key, log_retention)
 
         def data_set(id_: str, name: str, sql: str, columns: list[tuple[str, str]]) -> qs.CfnDataSet:
             created = qs.CfnDataSet(
@@ -142,12 +84,88 @@ class QuickSightAnalytics(Construct):
 
         self.latest = data_set("LatestRecommendations", f"{prefix} latest recommendations", LATEST_SQL, [
             (c.USER_ID, "INTEGER"), (c.RANK, "INTEGER"), (c.ARTIST_ID, "INTEGER"), (c.ARTIST_NAME, "STRING"),
-            (c.SCORE, "DECIMAL"), ("run_id", "STRING")])
+            (c.SCORE, "DECIMAL"), (c.SQL_RUN_ID, "STRING")])
         self.runs = data_set("ModelRuns", f"{prefix} model runs", RUNS_SQL, [
-            ("run_id", "STRING"), ("status", "STRING"), ("started_at", "DATETIME"), ("finished_at", "DATETIME"),
-            ("rows_loaded", "INTEGER"), ("metrics", "STRING"), ("counts", "STRING"),
+            (c.SQL_RUN_ID, "STRING"), (c.SQL_RUN_STATUS, "STRING"), (c.SQL_STARTED_AT, "DATETIME"),
+            (c.SQL_FINISHED_AT, "DATETIME"), (c.SQL_ROWS_LOADED, "INTEGER"), (c.SQL_METRICS, "STRING"),
+            (c.SQL_COUNTS, "STRING"),
             *((name, "DECIMAL") for _, name in RUN_METRICS)])
         self.dashboard = self.recommendations_dashboard(prefix, principal_arn)
+
+    def vpc_connection(self, vpc: ec2.IVpc, db_security_group: ec2.ISecurityGroup) -> qs.CfnVPCConnection:
+        """QuickSight's network interfaces in the isolated subnets, admitted to Aurora."""
+        group = ec2.SecurityGroup(self, "SecurityGroup", vpc=vpc, allow_all_outbound=True,
+                                  description="QuickSight network interfaces: to Aurora only")
+        db_security_group.add_ingress_rule(group, ec2.Port.tcp(3306), "QuickSight dashboards read Aurora")
+        # QuickSight's network interfaces are not stateful: the database's replies come back to
+        # random ports and need their own inbound rule.
+        group.add_ingress_rule(db_security_group, ec2.Port.all_tcp(), "Aurora's replies to QuickSight")
+        vpc_role = iam.Role(self, "VpcConnectionRole", assumed_by=iam.ServicePrincipal("quicksight.amazonaws.com"),
+                            description="QuickSight manages its network interfaces in the VPC")
+        vpc_role.add_to_policy(iam.PolicyStatement(
+            actions=["ec2:CreateNetworkInterface", "ec2:ModifyNetworkInterfaceAttribute",
+                     "ec2:DeleteNetworkInterface", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
+            resources=["*"]))
+        acknowledge(vpc_role, "AwsSolutions-IAM5[Resource::*]",
+                    "QuickSight creates its network interfaces at run time; EC2 offers no narrower resource.")
+        connection = qs.CfnVPCConnection(
+            self, "VpcConnection", aws_account_id=Aws.ACCOUNT_ID, vpc_connection_id=f"{self.prefix}-aurora",
+            name=f"{self.prefix}-aurora", role_arn=vpc_role.role_arn, security_group_ids=[group.security_group_id],
+            subnet_ids=[s.subnet_id for s in vpc.isolated_subnets])
+        connection.node.add_dependency(vpc_role)  # its policy, before QuickSight creates interfaces
+        return connection
+
+    def aurora_source(self, connection: qs.CfnVPCConnection, cluster: rds.DatabaseCluster, secret_arn: str,
+                      key: kms.IKey, database: str, writer: IConstruct) -> qs.CfnDataSource:
+        """Aurora through the VPC connection, over TLS, with the credentials from the secret."""
+        # The secret is encrypted with the project's key: QuickSight's Secrets Manager role reads it
+        # only with kms:Decrypt. A policy attached to the role by name (the key policy already
+        # delegates to IAM), so the key's stack needs no change and no principal that may not exist.
+        secrets_role = iam.Role.from_role_name(self, "SecretsManagerRole", SECRETS_MANAGER_ROLE)
+        secret_key_access = iam.Policy(self, "SecretsManagerRoleKeyAccess", roles=[secrets_role], statements=[
+            iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn], conditions={
+                "StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}})])
+        source = qs.CfnDataSource(
+            self, "AuroraSource", aws_account_id=Aws.ACCOUNT_ID, data_source_id=f"{self.prefix}-aurora",
+            name=f"{self.prefix} recommendations (Aurora)", type="AURORA",
+            data_source_parameters=qs.CfnDataSource.DataSourceParametersProperty(
+                aurora_parameters=qs.CfnDataSource.AuroraParametersProperty(
+                    host=cluster.cluster_endpoint.hostname, port=3306, database=database)),
+            credentials=qs.CfnDataSource.DataSourceCredentialsProperty(secret_arn=secret_arn),
+            vpc_connection_properties=qs.CfnDataSource.VpcConnectionPropertiesProperty(
+                vpc_connection_arn=connection.attr_arn),
+            ssl_properties=qs.CfnDataSource.SslPropertiesProperty(disable_ssl=False),
+            permissions=[qs.CfnDataSource.ResourcePermissionProperty(principal=self.principal_arn,
+                                                                     actions=DATA_SOURCE_ACTIONS)])
+        # Creating the source connects with the secret's credentials.
+        source.node.add_dependency(secret_key_access, writer)
+        return source
+
+    def manifest_source(self, key: kms.IKey, log_retention: logs.RetentionDays) -> qs.CfnDataSource:
+        """The newest published run's CSV in the curated bucket, found through the manifest the job writes."""
+        curated = s3.Bucket.from_bucket_name(self, "Curated", bucket_name(self.prefix, "curated"))
+        s3_role = iam.Role(self, "ManifestReaderRole", assumed_by=iam.ServicePrincipal("quicksight.amazonaws.com"),
+                           description="QuickSight reads the published runs' CSV through the manifest")
+        curated.grant_read(s3_role)
+        key.grant_decrypt(s3_role)
+        for finding in ("Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*"):
+            acknowledge(s3_role, f"AwsSolutions-IAM5[{finding}]", "Read-only variants of one action on one bucket.")
+        acknowledge(s3_role, bucket_objects(self.prefix, "curated"),
+                    "The manifest always points at the newest run's folder.")
+        source = qs.CfnDataSource(
+            self, "ManifestSource", aws_account_id=Aws.ACCOUNT_ID, data_source_id=f"{self.prefix}-latest-csv",
+            name=f"{self.prefix} latest run (S3)", type="S3",
+            data_source_parameters=qs.CfnDataSource.DataSourceParametersProperty(
+                s3_parameters=qs.CfnDataSource.S3ParametersProperty(
+                    manifest_file_location=qs.CfnDataSource.ManifestFileLocationProperty(
+                        bucket=curated.bucket_name, key=c.QUICKSIGHT_MANIFEST_FILE),
+                    role_arn=s3_role.role_arn)),
+            permissions=[qs.CfnDataSource.ResourcePermissionProperty(principal=self.principal_arn,
+                                                                     actions=DATA_SOURCE_ACTIONS)])
+        # QuickSight reads the manifest when the source is created, long before the first run
+        # writes one: a valid placeholder first, and the reader role's policy.
+        source.node.add_dependency(self.manifest_placeholder(curated, key, log_retention), s3_role)
+        return source
 
     def manifest_placeholder(self, curated: s3.IBucket, key: kms.IKey,
                              log_retention: logs.RetentionDays) -> CustomResource:
@@ -174,51 +192,6 @@ class QuickSightAnalytics(Construct):
         recommended to most users (bar chart), and each run's test RMSE against the bias and global
         mean baselines over time (line chart)."""
         d = qs.CfnDashboard
-        latest, runs = "latest", "runs"
-
-        def column(data_set: str, name: str) -> qs.CfnDashboard.ColumnIdentifierProperty:
-            return d.ColumnIdentifierProperty(data_set_identifier=data_set, column_name=name)
-
-        def title(text: str) -> qs.CfnDashboard.VisualTitleLabelOptionsProperty:
-            return d.VisualTitleLabelOptionsProperty(format_text=d.ShortFormatTextProperty(plain_text=text))
-
-        def measure(field_id: str, data_set: str, name: str, aggregation: str) -> qs.CfnDashboard.MeasureFieldProperty:
-            return d.MeasureFieldProperty(numerical_measure_field=d.NumericalMeasureFieldProperty(
-                field_id=field_id, column=column(data_set, name),
-                aggregation_function=d.NumericalAggregationFunctionProperty(simple_numerical_aggregation=aggregation)))
-
-        table_columns = (c.USER_ID, c.RANK, c.ARTIST_NAME, c.SCORE, "run_id")
-        table = d.VisualProperty(table_visual=d.TableVisualProperty(
-            visual_id="latest-recommendations", title=title("Latest recommendations"),
-            chart_configuration=d.TableConfigurationProperty(
-                field_wells=d.TableFieldWellsProperty(table_unaggregated_field_wells=d.TableUnaggregatedFieldWellsProperty(
-                    values=[d.UnaggregatedFieldProperty(field_id=f"latest-{name}", column=column(latest, name))
-                            for name in table_columns])),
-                sort_configuration=d.TableSortConfigurationProperty(row_sort=[
-                    d.FieldSortOptionsProperty(field_sort=d.FieldSortProperty(field_id=f"latest-{name}",
-                                                                              direction="ASC"))
-                    for name in (c.USER_ID, c.RANK)]))))
-        bar = d.VisualProperty(bar_chart_visual=d.BarChartVisualProperty(
-            visual_id="top-artists", title=title("Top recommended artists (users recommended each)"),
-            chart_configuration=d.BarChartConfigurationProperty(
-                orientation="HORIZONTAL",
-                field_wells=d.BarChartFieldWellsProperty(bar_chart_aggregated_field_wells=d.BarChartAggregatedFieldWellsProperty(
-                    category=[d.DimensionFieldProperty(categorical_dimension_field=d.CategoricalDimensionFieldProperty(
-                        field_id="top-artist", column=column(latest, c.ARTIST_NAME)))],
-                    values=[measure("top-users", latest, c.USER_ID, "DISTINCT_COUNT")])),
-                sort_configuration=d.BarChartSortConfigurationProperty(
-                    category_sort=[d.FieldSortOptionsProperty(field_sort=d.FieldSortProperty(
-                        field_id="top-users", direction="DESC"))],
-                    category_items_limit=d.ItemsLimitConfigurationProperty(items_limit=20,
-                                                                           other_categories="EXCLUDE")))))
-        line = d.VisualProperty(line_chart_visual=d.LineChartVisualProperty(
-            visual_id="run-rmse", title=title("Model runs: test RMSE against the baselines"),
-            chart_configuration=d.LineChartConfigurationProperty(
-                type="LINE",
-                field_wells=d.LineChartFieldWellsProperty(line_chart_aggregated_field_wells=d.LineChartAggregatedFieldWellsProperty(
-                    category=[d.DimensionFieldProperty(date_dimension_field=d.DateDimensionFieldProperty(
-                        field_id="run-started", column=column(runs, "started_at"), date_granularity="DAY"))],
-                    values=[measure(f"run-{name}", runs, name, "AVERAGE") for _, name in RUN_METRICS])))))
         layout = d.LayoutProperty(configuration=d.LayoutConfigurationProperty(
             grid_layout=d.GridLayoutConfigurationProperty(elements=[
                 d.GridLayoutElementProperty(element_id=visual_id, element_type="VISUAL", column_span=span, row_span=12)
@@ -228,8 +201,68 @@ class QuickSightAnalytics(Construct):
             name=f"{prefix} recommendations",
             definition=d.DashboardVersionDefinitionProperty(
                 data_set_identifier_declarations=[
-                    d.DataSetIdentifierDeclarationProperty(identifier=latest, data_set_arn=self.latest.attr_arn),
-                    d.DataSetIdentifierDeclarationProperty(identifier=runs, data_set_arn=self.runs.attr_arn)],
-                sheets=[d.SheetDefinitionProperty(sheet_id="recommendations", name="Recommendations",
-                                                  visuals=[table, bar, line], layouts=[layout])]),
+                    d.DataSetIdentifierDeclarationProperty(identifier=LATEST, data_set_arn=self.latest.attr_arn),
+                    d.DataSetIdentifierDeclarationProperty(identifier=RUNS, data_set_arn=self.runs.attr_arn)],
+                sheets=[d.SheetDefinitionProperty(
+                    sheet_id="recommendations", name="Recommendations", layouts=[layout],
+                    visuals=[latest_recommendations_table(), top_artists_bar_chart(), run_rmse_line_chart()])]),
             permissions=[d.ResourcePermissionProperty(principal=principal_arn, actions=DASHBOARD_ACTIONS)])
+
+
+_d = qs.CfnDashboard
+
+
+def _column(data_set: str, name: str) -> qs.CfnDashboard.ColumnIdentifierProperty:
+    return _d.ColumnIdentifierProperty(data_set_identifier=data_set, column_name=name)
+
+
+def _title(text: str) -> qs.CfnDashboard.VisualTitleLabelOptionsProperty:
+    return _d.VisualTitleLabelOptionsProperty(format_text=_d.ShortFormatTextProperty(plain_text=text))
+
+
+def _measure(field_id: str, data_set: str, name: str, aggregation: str) -> qs.CfnDashboard.MeasureFieldProperty:
+    return _d.MeasureFieldProperty(numerical_measure_field=_d.NumericalMeasureFieldProperty(
+        field_id=field_id, column=_column(data_set, name),
+        aggregation_function=_d.NumericalAggregationFunctionProperty(simple_numerical_aggregation=aggregation)))
+
+
+def latest_recommendations_table() -> qs.CfnDashboard.VisualProperty:
+    """Each user's list in rank order, with artist names."""
+    table_columns = (c.USER_ID, c.RANK, c.ARTIST_NAME, c.SCORE, c.SQL_RUN_ID)
+    return _d.VisualProperty(table_visual=_d.TableVisualProperty(
+        visual_id="latest-recommendations", title=_title("Latest recommendations"),
+        chart_configuration=_d.TableConfigurationProperty(
+            field_wells=_d.TableFieldWellsProperty(table_unaggregated_field_wells=_d.TableUnaggregatedFieldWellsProperty(
+                values=[_d.UnaggregatedFieldProperty(field_id=f"latest-{name}", column=_column(LATEST, name))
+                        for name in table_columns])),
+            sort_configuration=_d.TableSortConfigurationProperty(row_sort=[
+                _d.FieldSortOptionsProperty(field_sort=_d.FieldSortProperty(field_id=f"latest-{name}", direction="ASC"))
+                for name in (c.USER_ID, c.RANK)]))))
+
+
+def top_artists_bar_chart() -> qs.CfnDashboard.VisualProperty:
+    """The 20 artists recommended to most users."""
+    return _d.VisualProperty(bar_chart_visual=_d.BarChartVisualProperty(
+        visual_id="top-artists", title=_title("Top recommended artists (users recommended each)"),
+        chart_configuration=_d.BarChartConfigurationProperty(
+            orientation="HORIZONTAL",
+            field_wells=_d.BarChartFieldWellsProperty(bar_chart_aggregated_field_wells=_d.BarChartAggregatedFieldWellsProperty(
+                category=[_d.DimensionFieldProperty(categorical_dimension_field=_d.CategoricalDimensionFieldProperty(
+                    field_id="top-artist", column=_column(LATEST, c.ARTIST_NAME)))],
+                values=[_measure("top-users", LATEST, c.USER_ID, "DISTINCT_COUNT")])),
+            sort_configuration=_d.BarChartSortConfigurationProperty(
+                category_sort=[_d.FieldSortOptionsProperty(field_sort=_d.FieldSortProperty(
+                    field_id="top-users", direction="DESC"))],
+                category_items_limit=_d.ItemsLimitConfigurationProperty(items_limit=20, other_categories="EXCLUDE")))))
+
+
+def run_rmse_line_chart() -> qs.CfnDashboard.VisualProperty:
+    """Each day's runs: test RMSE beside the bias and global-mean baselines."""
+    return _d.VisualProperty(line_chart_visual=_d.LineChartVisualProperty(
+        visual_id="run-rmse", title=_title("Model runs: test RMSE against the baselines"),
+        chart_configuration=_d.LineChartConfigurationProperty(
+            type="LINE",
+            field_wells=_d.LineChartFieldWellsProperty(line_chart_aggregated_field_wells=_d.LineChartAggregatedFieldWellsProperty(
+                category=[_d.DimensionFieldProperty(date_dimension_field=_d.DateDimensionFieldProperty(
+                    field_id="run-started", column=_column(RUNS, c.SQL_STARTED_AT), date_granularity="DAY"))],
+                values=[_measure(f"run-{name}", RUNS, name, "AVERAGE") for _, name in RUN_METRICS])))))

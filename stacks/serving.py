@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -16,14 +18,42 @@ from constructs import Construct
 
 from glue_jobs import contracts as c
 from stacks.constructs import POWERTOOLS, VENDORED, PythonFunction
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, bucket_objects
+from stacks.options import option
 from stacks.storage import bucket_name
+
+# Lambda's default concurrency quota per account and Region, and the part of it that must stay
+# unreserved (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
+LAMBDA_DEFAULT_CONCURRENCY = 1000
+LAMBDA_UNRESERVED_MINIMUM = 100
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """Who may call the API, and how much of the account's Lambda concurrency it may take."""
+
+    auth: str = option("apiAuth", "iam")  # iam | jwt
+    jwt_issuer: str | None = option("jwtIssuer", None)
+    jwt_audience: tuple[str, ...] = option("jwtAudience", ())
+    # Cap on the API function's concurrent executions (protects the table and the bill); 0 = no cap.
+    # Lambda keeps 100 of the account's concurrency unreserved, so the cap must fit under quota - 100.
+    reserved_concurrency: int = option("apiReservedConcurrency", 0)
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.auth not in ("iam", "jwt"):
+            found.append(f"apiAuth must be iam or jwt, got {self.auth!r}")
+        if self.auth == "jwt" and not (self.jwt_issuer and self.jwt_audience):
+            found.append("apiAuth jwt needs jwtIssuer and jwtAudience")
+        most = LAMBDA_DEFAULT_CONCURRENCY - LAMBDA_UNRESERVED_MINIMUM
+        if not 0 <= self.reserved_concurrency <= most:
+            found.append(f"apiReservedConcurrency must be 0 (no cap) to {most}, got {self.reserved_concurrency}")
+        return found
 
 
 class ServingStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, retain_data: bool,
-                 deletion_protection: bool, log_retention: logs.RetentionDays, api_auth: str,
-                 jwt_issuer: str | None, jwt_audience: tuple[str, ...], reserved_concurrency: int,
+                 deletion_protection: bool, log_retention: logs.RetentionDays, options: ServingOptions,
                  **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         # Table (not TableV2): TableV2's customer-managed key needs a region-bound stack, and
@@ -40,15 +70,16 @@ class ServingStack(Stack):
             removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY)
 
         api_fn = PythonFunction(self, "Api", name="recommendations_api", key=key, log_retention=log_retention,
-                                vendored=POWERTOOLS, memory_mb=512, reserved_concurrency=reserved_concurrency or None,
+                                vendored=POWERTOOLS, memory_mb=512,
+                                reserved_concurrency=options.reserved_concurrency or None,
                                 environment={"TABLE_NAME": self.table.table_name, "POINTER_TTL_SECONDS": "30",
                                              "POWERTOOLS_SERVICE_NAME": "recommendations-api",
                                              "POWERTOOLS_METRICS_NAMESPACE": "MusicRecommender"})
         self.table.grant_read_data(api_fn.function)
         self.api_function = api_fn.function
-        if api_auth == "jwt":
+        if options.auth == "jwt":
             authorizer: apigw.IHttpRouteAuthorizer = authorizers.HttpJwtAuthorizer(
-                "Jwt", jwt_issuer=jwt_issuer or "", jwt_audience=list(jwt_audience))
+                "Jwt", jwt_issuer=options.jwt_issuer or "", jwt_audience=list(options.jwt_audience))
         else:
             authorizer = authorizers.HttpIamAuthorizer()
         self.api = apigw.HttpApi(self, "HttpApi", api_name=f"{prefix}-api", default_authorizer=authorizer,
@@ -93,8 +124,7 @@ class ServingStack(Stack):
             resources=[curated.arn_for_objects(c.LATEST_FILE), curated.arn_for_objects(c.QUICKSIGHT_MANIFEST_FILE)]))
         fn.function.add_to_role_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"],
                                                            resources=[key.key_arn]))
-        acknowledge(fn.function, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{prefix}-curated-"
-                    f"<AWS::AccountId>-<AWS::Region>/{c.RUNS_PREFIX}/*/{c.SUCCESS_MARKER}]",
+        acknowledge(fn.function, bucket_objects(prefix, "curated", f"{c.RUNS_PREFIX}/*/{c.SUCCESS_MARKER}"),
                     "Reads only the completion marker of whichever run the operator names.")
         CfnOutput(self, "RollbackFunction", value=fn.function.function_name)
         return fn.function

@@ -10,7 +10,7 @@ from constructs import Construct
 
 from stacks import names
 from stacks.encryption import allow_cloudwatch_logs
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, managed_policy
 
 RAW_PREFIXES = names.RAW_PREFIXES  # uploads, and DMS's replication target
 
@@ -56,8 +56,7 @@ class StorageStack(Stack):
             s3.LifecycleRule(prefix="runs/", transitions=[s3.Transition(
                 storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(30))]),
             s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))])
-        acknowledge(self, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AWSLambdaBasicExecutionRole]",
+        acknowledge(self, managed_policy("service-role/AWSLambdaBasicExecutionRole"),
                     "Only CDK's own custom-resource handlers (bucket notifications, emptying dev buckets on "
                     "delete) run in this stack; the policy lets them write their logs.")
         self.artifacts = bucket("Artifacts", lifecycle_rules=[

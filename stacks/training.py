@@ -14,31 +14,50 @@ from constructs import Construct
 
 from stacks import names
 from stacks.constructs import ROOT, GlueWorkflowTarget
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, managed_policy
 from stacks.network import ExistingVpc, admit_to_database, resolve_vpc
-from stacks.recommender_job import RecommenderJob, new_data_pattern
+from stacks.recommender_job import GLUE_WORKER_TYPES, JobData, JobOptions, RecommenderJob, new_data_pattern
 from stacks.storage import bucket_name
-
-WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
-                "G.8X": glue.WorkerType.G_8X}
 
 
 class TrainingStack(Stack):
-    def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, table_name: str, table_arn: str,
-                 vpc: ec2.IVpc | ExistingVpc, db_secret_arn: str | None, db_security_group: ec2.ISecurityGroup | None,
-                 worker_type: str, workers: int, timeout_minutes: int,
-                 trigger_batch_size: int, trigger_batch_window_s: int, schedule: str | None,
-                 input_prefix: str, job_arguments: dict[str, str], new_data_trigger: bool = True,
-                 **kwargs: object) -> None:
+    """`options.emr`: EMR Serverless is the runtime that new data starts, so the workflow here
+    keeps its EVENT trigger but no rule feeds it."""
+
+    def __init__(self, scope: Construct, id_: str, *, prefix: str, key: kms.IKey, vpc: ec2.IVpc | ExistingVpc,
+                 data: JobData, options: JobOptions, **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         vpc = resolve_vpc(self, vpc)
         raw = s3.Bucket.from_bucket_name(self, "Raw", bucket_name(prefix, "raw"))
         recommender = RecommenderJob(
             self, "Recommender", prefix=prefix, assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
             description="The recommender Glue job: reads raw, writes curated and the table", key=key,
-            table_name=table_name, table_arn=table_arn, db_secret_arn=db_secret_arn, input_prefix=input_prefix,
-            workers=workers, job_arguments=job_arguments)
+            data=data, options=options)
         self.role = recommender.role
+        self.allow_glue_service()
+        security = glue.SecurityConfiguration(
+            self, "Security", security_configuration_name=f"{prefix}-job",
+            s3_encryption=glue.S3Encryption.kms(key), cloud_watch_encryption=glue.CloudWatchEncryption.kms(key),
+            job_bookmarks_encryption=glue.JobBookmarksEncryption.client_side_kms(key))
+        connection = self.vpc_connection(prefix, vpc, data.db_security_group)
+        package = recommender.package
+        self.job = glue.PySparkEtlJob(
+            self, "Job", job_name=f"{prefix}-recommender", role=self.role,
+            script=glue.Code.from_asset(str(ROOT / "glue_jobs" / "glue_entry.py")),
+            glue_version=glue.GlueVersion.V5_1,
+            worker_configuration=glue.WorkerConfiguration(worker_type=GLUE_WORKER_TYPES[options.worker_type],
+                                                          number_of_workers=options.workers),
+            timeout=Duration.minutes(options.timeout_minutes),
+            # Glue forbids retries with run queuing: a failed run is retried by the next trigger.
+            max_retries=0,
+            extra_python_files=[glue.Code.from_bucket(package.bucket, package.s3_object_key)],
+            max_concurrent_runs=1, security_configuration=security, connections=[connection],
+            default_arguments=recommender.arguments, job_run_queuing_enabled=True,
+            description="Trains bias-aware ALS and publishes top-N recommendations")
+        self.workflow = self.triggers(prefix, raw, options)
+
+    def allow_glue_service(self) -> None:
+        """What Glue itself does as the job role, beside the job's data grants."""
         self.role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSGlueServiceRole"))
         # With CloudWatch encryption in the security configuration, Glue associates the key with the
         # job's log groups as the job role: https://docs.aws.amazon.com/glue/latest/dg/encryption-security-configuration.html
@@ -46,63 +65,48 @@ class TrainingStack(Stack):
             actions=["logs:AssociateKmsKey"],
             resources=[self.format_arn(service="logs", resource="log-group", resource_name="/aws-glue/*",
                                        arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
+        acknowledge(self.role, managed_policy("service-role/AWSGlueServiceRole"),
+                    "AWS's documented policy for Glue job roles (Glue's own API calls, ENIs in the VPC, its logs); "
+                    "data access is granted separately and per bucket.")
+        acknowledge(self.role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+                    "<AWS::AccountId>:log-group:/aws-glue/*]",
+                    "Glue names the job's log groups under /aws-glue/ itself; only AssociateKmsKey is granted.")
 
-        security = glue.SecurityConfiguration(
-            self, "Security", security_configuration_name=f"{prefix}-job",
-            s3_encryption=glue.S3Encryption.kms(key), cloud_watch_encryption=glue.CloudWatchEncryption.kms(key),
-            job_bookmarks_encryption=glue.JobBookmarksEncryption.client_side_kms(key))
-
+    def vpc_connection(self, prefix: str, vpc: ec2.IVpc,
+                       db_security_group: ec2.ISecurityGroup | None) -> glue.Connection:
+        """Runs the job's workers in an isolated subnet, admitted to Aurora."""
         job_sg = ec2.SecurityGroup(self, "JobSecurityGroup", vpc=vpc, allow_all_outbound=True,
                                    description="Glue job ENIs: Spark needs all ports between its own workers")
         job_sg.add_ingress_rule(job_sg, ec2.Port.all_tcp(), "Spark traffic between the job's own workers")
         if db_security_group is not None:
             admit_to_database(self, "DbFromJob", database=db_security_group, client=job_sg,
                               description="Glue job publishes to Aurora")
-        subnet = vpc.isolated_subnets[0]
-        connection = glue.Connection(
+        return glue.Connection(
             self, "VpcConnection", type=glue.ConnectionType.NETWORK, connection_name=f"{prefix}-vpc",
-            security_groups=[job_sg], network=glue.ConnectionNetwork.subnet(subnet),
+            security_groups=[job_sg], network=glue.ConnectionNetwork.subnet(vpc.isolated_subnets[0]),
             description="Runs the job inside the VPC so it reaches Aurora through private subnets")
 
-        package = recommender.package
-        self.job = glue.PySparkEtlJob(
-            self, "Job", job_name=f"{prefix}-recommender", role=self.role,
-            script=glue.Code.from_asset(str(ROOT / "glue_jobs" / "glue_entry.py")),
-            glue_version=glue.GlueVersion.V5_1,
-            worker_configuration=glue.WorkerConfiguration(worker_type=WORKER_TYPES[worker_type],
-                                                          number_of_workers=workers),
-            timeout=Duration.minutes(timeout_minutes),
-            # Glue forbids retries with run queuing: a failed run is retried by the next trigger.
-            max_retries=0,
-            extra_python_files=[glue.Code.from_bucket(package.bucket, package.s3_object_key)],
-            max_concurrent_runs=1, security_configuration=security, connections=[connection],
-            default_arguments=recommender.arguments, job_run_queuing_enabled=True,
-            description="Trains bias-aware ALS and publishes top-N recommendations")
-
-        self.workflow = glue.CfnWorkflow(self, "Workflow", name=f"{prefix}-training",
-                                         description="Retrains when new ratings land", max_concurrent_runs=1)
-        CfnOutput(self, names.OUTPUT_WORKFLOW, value=self.workflow.ref)  # make smoke waits on its runs
+    def triggers(self, prefix: str, raw: s3.IBucket, options: JobOptions) -> glue.CfnWorkflow:
+        """The workflow whose EVENT trigger batches new raw objects into one run, and the schedule."""
+        workflow = glue.CfnWorkflow(self, "Workflow", name=f"{prefix}-training",
+                                    description="Retrains when new ratings land", max_concurrent_runs=1)
+        CfnOutput(self, names.OUTPUT_WORKFLOW, value=workflow.ref)  # make smoke waits on its runs
         glue.CfnTrigger(self, "OnNewData", name=f"{prefix}-on-new-data", type="EVENT",
-                        workflow_name=self.workflow.ref,
+                        workflow_name=workflow.ref,
                         actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name)],
                         event_batching_condition=glue.CfnTrigger.EventBatchingConditionProperty(
-                            batch_size=trigger_batch_size, batch_window=trigger_batch_window_s))
-        if new_data_trigger:  # off when EMR Serverless is the runtime that new data starts
+                            batch_size=options.trigger_batch_size, batch_window=options.trigger_batch_window_s))
+        if not options.emr:
             events.Rule(
                 self, "RawObjectCreated", description="New ratings in the raw bucket start the training workflow",
                 event_pattern=new_data_pattern(raw),
-                targets=[GlueWorkflowTarget(self.workflow.ref)])  # type: ignore[list-item]
-        if schedule:
+                targets=[GlueWorkflowTarget(workflow.ref)])  # type: ignore[list-item]
+        if options.schedule:
             # A workflow has exactly one start trigger (https://docs.aws.amazon.com/glue/latest/dg/
             # workflows_overview.html), the EVENT one above: the schedule starts the job directly.
             # The job's max_concurrent_runs=1 with run queuing keeps it from overlapping a new-data run.
-            glue.CfnTrigger(self, "Scheduled", name=f"{prefix}-scheduled", type="SCHEDULED", schedule=schedule,
-                            start_on_creation=True, description="Retrains on a schedule, new data or not",
+            glue.CfnTrigger(self, "Scheduled", name=f"{prefix}-scheduled", type="SCHEDULED",
+                            schedule=options.schedule, start_on_creation=True,
+                            description="Retrains on a schedule, new data or not",
                             actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name)])
-
-        acknowledge(self.role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AWSGlueServiceRole]", "AWS's documented policy for Glue job roles (Glue's own API calls, "
-                    "ENIs in the VPC, its logs); data access is granted separately and per bucket.")
-        acknowledge(self.role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-                    "<AWS::AccountId>:log-group:/aws-glue/*]",
-                    "Glue names the job's log groups under /aws-glue/ itself; only AssociateKmsKey is granted.")
+        return workflow

@@ -92,14 +92,14 @@ def test_template_snapshot(dev: Built, stack: str, snapshot: Any) -> None:
 def test_settings_validate_context() -> None:
     assert settings_from_context(lambda k: None).env_name == "dev"
     prod = settings_from_context({"env": "prod", "glueWorkers": "20"}.get)
-    assert isinstance(prod, Settings) and prod.glue_workers == 20 and prod.deletion_protection
+    assert isinstance(prod, Settings) and prod.job.workers == 20 and prod.deletion_protection
     with pytest.raises(SettingsError, match="env must be one of dev, prod"):
         settings_from_context({"env": "staging"}.get)
     with pytest.raises(SettingsError, match="apiAuth jwt needs jwtIssuer"):
         settings_from_context({"apiAuth": "jwt"}.get)
     with pytest.raises(SettingsError, match="vpcId needs vpcAzs"):
         settings_from_context({"vpcId": "vpc-1"}.get)
-    assert settings_from_context({"apiReservedConcurrency": "0"}.get).api_reserved_concurrency == 0
+    assert settings_from_context({"apiReservedConcurrency": "0"}.get).serving.reserved_concurrency == 0
     with pytest.raises(SettingsError, match="triggerBatchSize must be 1 to 100, got 101; triggerBatchWindowSeconds "
                                             "must be 1 to 900, got 0"):
         settings_from_context({"triggerBatchSize": "101", "triggerBatchWindowSeconds": "0"}.get)
@@ -107,13 +107,59 @@ def test_settings_validate_context() -> None:
         settings_from_context({"apiReservedConcurrency": "950"}.get)
     from_file = settings_from_context({"settingsFile": "cdk_app/examples/prod-all-options.json",
                                        "glueWorkers": "3"}.get)
-    assert from_file.env_name == "prod" and from_file.emr and from_file.glue_workers == 3  # -c wins over the file
-    assert from_file.job_arguments == {"--top-n": "10"} and from_file.dms is not None
+    assert from_file.env_name == "prod" and from_file.job.emr and from_file.job.workers == 3  # -c wins over the file
+    assert from_file.job.arguments == {"--top-n": "10"} and from_file.dms is not None
     with pytest.raises(SettingsError, match="settingsFile nowhere.json is not a readable JSON object"):
         settings_from_context({"settingsFile": "nowhere.json"}.get)
     with pytest.raises(SettingsError, match="dms context lacks 'secretArn'"):
         settings_from_context({"dms": {"engine": "mysql", "host": "h", "port": 3306, "database": "d",
                                        "tables": ["ratings"]}}.get)
+
+
+def test_job_arguments_are_checked_against_the_jobs_options_when_settings_are_built() -> None:
+    with pytest.raises(SettingsError, match="jobArguments: unknown job argument '--topn' \\(did you mean --top-n"):
+        settings_from_context({"jobArguments": {"--topn": "3"}}.get)
+    with pytest.raises(SettingsError, match="jobArguments: --top-n must be at least 1, got 0"):
+        settings_from_context({"jobArguments": '{"top_n": 0}'}.get)  # -c jobArguments='...' is JSON text
+    assert settings_from_context({"jobArguments": {"top_n": 3}}.get).job.arguments == {"--top-n": "3"}
+
+
+def _declared_context_keys(declared: Any) -> list[str]:
+    from dataclasses import fields, is_dataclass
+
+    from stacks.options import context_key
+
+    keys: list[str] = []
+    for f in fields(declared):
+        key, value = context_key(f), getattr(declared, f.name)
+        keys += [key] if key else _declared_context_keys(value) if is_dataclass(value) else []
+    return keys
+
+
+def test_every_setting_is_declared_once_with_its_context_key() -> None:
+    """The example settings file uses only declared keys (a typo there would be silently ignored),
+    and no two fields claim the same key."""
+    from cdk_app.config import DEFAULTS
+
+    declared = _declared_context_keys(DEFAULTS["dev"])
+    assert len(declared) == len(set(declared)), declared
+    assert "glueWorkers" in declared and "apiReservedConcurrency" in declared  # inside the option groups
+    assert set(PROD_CONTEXT) - {"env"} <= set(declared)
+    built = settings_from_context({**PROD_CONTEXT, "glueWorkers": "7", "auroraMinAcu": "1.5"}.get)
+    assert (built.job.workers, built.analytics.min_acu, built.serving.jwt_audience) == (7, 1.5, ("recs-api",))
+
+
+def test_no_stack_module_imports_the_cdk_app() -> None:
+    """Dependencies run from the app down to the stacks: the app reads context and passes options."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "stacks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {m}" for m in modules if m == "cdk_app" or m.startswith("cdk_app.")]
+    assert offenders == []
 
 
 @pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "cdk").exists(), reason="run `make install` (npm ci)")

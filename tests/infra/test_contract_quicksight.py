@@ -150,9 +150,9 @@ def test_every_aurora_client_can_reach_the_database_port(variant: Built) -> None
     must allow inbound from QuickSight's)"""
     clients = aurora_clients(variant)
     expected = {"AWS::Glue::Job", "Custom::AuroraSchema", "AWS::SecretsManager::RotationSchedule"}
-    if variant.settings.quicksight_principal_arn:
+    if variant.settings.analytics.quicksight_principal_arn:
         expected |= {"AWS::QuickSight::DataSource"}
-    if variant.settings.emr:
+    if variant.settings.job.emr:
         expected |= {"AWS::StepFunctions::StateMachine"}
     assert expected <= {kind(variant, ref) for ref in clients}, "a known client was not derived"
     (server,) = db_groups(variant)

@@ -185,8 +185,8 @@ def test_emr_new_data_is_batched_and_runs_one_training_at_a_time(prod: Built) ->
     assert resolve(prod, pipe_ref.stack, props["Target"]) == machine_ref
     sqs = props["SourceParameters"]["SqsQueueParameters"]
     settings = prod.settings
-    assert sqs["BatchSize"] == settings.trigger_batch_size
-    assert sqs["MaximumBatchingWindowInSeconds"] == min(settings.trigger_batch_window_s, 300)
+    assert sqs["BatchSize"] == settings.job.trigger_batch_size
+    assert sqs["MaximumBatchingWindowInSeconds"] == min(settings.job.trigger_batch_window_s, 300)
     queue_ref = resolve(prod, pipe_ref.stack, props["Source"])
     assert queue_ref is not None
     queue = queue_ref.resource(prod)["Properties"]
@@ -247,11 +247,11 @@ def test_every_glue_workflow_has_one_start_trigger(variant: Built) -> None:
 def test_the_schedule_still_starts_the_job(prod: Built) -> None:
     """The schedule keeps its own path: a SCHEDULED trigger that starts the job directly.
     https://docs.aws.amazon.com/glue/latest/dg/workflows_overview.html"""
-    assert prod.settings.schedule
+    assert prod.settings.job.schedule
     job_ref, job = the_one(prod, "AWS::Glue::Job")
     scheduled = [(ref, t["Properties"]) for ref, t in resources_of(prod, "AWS::Glue::Trigger")
                  if t["Properties"]["Type"] == "SCHEDULED"]
     (ref, props), = scheduled
-    assert props["Schedule"] == prod.settings.schedule and props["StartOnCreation"] is True
+    assert props["Schedule"] == prod.settings.job.schedule and props["StartOnCreation"] is True
     names = [a["JobName"] for a in props["Actions"]]
     assert any(resolve(prod, ref.stack, n) == job_ref or n == job["Properties"].get("Name") for n in names)

@@ -60,7 +60,7 @@ def test_every_output_smoke_reads_names_the_right_resource(variant: Built) -> No
     prefix = variant.settings.prefix
     for part, outputs in EXPECTED.items():
         if part not in variant.stacks:
-            assert part == "emr" and not variant.settings.emr
+            assert part == "emr" and not variant.settings.job.emr
             continue
         declared = template(variant, part).get("Outputs", {})
         for key, kind in outputs.items():

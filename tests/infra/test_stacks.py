@@ -55,8 +55,8 @@ def test_raw_bucket_feeds_eventbridge_and_the_rule_starts_the_workflow(dev: Buil
     assert len(role_policies) == 1
     trigger = dev.templates["training"].find_resources("AWS::Glue::Trigger", {"Properties": {"Type": "EVENT"}})
     (props,) = [t["Properties"] for t in trigger.values()]
-    assert props["EventBatchingCondition"] == {"BatchSize": dev.settings.trigger_batch_size,
-                                               "BatchWindow": dev.settings.trigger_batch_window_s}
+    assert props["EventBatchingCondition"] == {"BatchSize": dev.settings.job.trigger_batch_size,
+                                               "BatchWindow": dev.settings.job.trigger_batch_window_s}
 
 
 def test_glue_job_runs_glue_5_1_encrypted_in_the_vpc_with_the_job_options(dev: Built) -> None:
@@ -175,9 +175,17 @@ def test_monitoring_alarms_notify_the_failure_topic(dev: Built) -> None:
 
 
 def test_log_groups_have_retention(dev: Built) -> None:
-    for key, template in dev.templates.items():
-        for name, group in template.find_resources("AWS::Logs::LogGroup").items():
-            assert group["Properties"].get("RetentionInDays"), f"{key}/{name} keeps logs forever"
+    from stacks.analytics import EXPORTED_LOGS
+
+    groups = {f"{key}/{name[:-8]}": group for key, template in dev.templates.items()  # without the id's hash
+              for name, group in template.find_resources("AWS::Logs::LogGroup").items()}
+    # Each function's own group, the API's access logs, the VPC's flow logs and Aurora's exports:
+    # none is left to AWS to create without a retention.
+    assert set(groups) == {"network/FlowLogs", "serving/ApiLogs", "serving/ApiAccessLogs", "serving/RollbackLogs",
+                           "analytics/SchemaSetupLogs", "monitoring/FailureNotifierLogs",
+                           *(f"analytics/AuroraLogs{log_type.capitalize()}" for log_type in EXPORTED_LOGS)}
+    for name, group in groups.items():
+        assert group["Properties"].get("RetentionInDays") == dev.settings.log_retention_days, name
 
 
 def test_dms_writes_exactly_the_layout_the_job_reads_and_training_follows_it(dev: Built, prod: Built) -> None:
