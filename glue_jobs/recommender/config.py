@@ -42,39 +42,21 @@ def _one_of(*choices: str) -> str:
     return ", ".join(choices[:-1]) + " or " + choices[-1]
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"must be an integer, got {text!r}") from None
+def _reader(convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    """A parser from the option's text that says what it expected when the text is not that."""
+    def read(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError:
+            raise ValueError(f"must be {what}, got {text!r}") from None
+    return read
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"must be a number, got {text!r}") from None
-
-
-def _integers(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"must be comma-separated integers, got {text!r}") from None
-
-
-def _numbers(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"must be comma-separated numbers, got {text!r}") from None
-
-
-def _feedback(text: str) -> Feedback:
-    try:
-        return Feedback(text)
-    except ValueError:
-        raise ValueError(f"must be {_one_of(*Feedback)}, got {text!r}") from None
+_integer = _reader(int, "an integer")
+_number = _reader(float, "a number")
+_integers = _reader(lambda text: tuple(int(v) for v in text.split(",") if v.strip()), "comma-separated integers")
+_numbers = _reader(lambda text: tuple(float(v) for v in text.split(",") if v.strip()), "comma-separated numbers")
+_feedback = _reader(Feedback, _one_of(*Feedback))
 
 
 def _text(text: str) -> str:
