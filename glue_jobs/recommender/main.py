@@ -88,6 +88,9 @@ def summary(result: JobResult) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # py4j says "Closing down clientserver connection" at INFO for every Python thread that
+    # talked to the JVM: dozens of lines that hide the job's own, in a terminal and in CloudWatch.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         import awsglue  # noqa: F401  (present only inside AWS Glue)

@@ -7,6 +7,7 @@ them, so `run` can hold each one exactly as long as a later stage reads it.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from types import TracebackType
@@ -22,6 +23,8 @@ from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.ingest import ingest, read_artist_names, read_pairs
 from glue_jobs.recommender.metrics import Baselines, Gate, Ranking, TestMetrics
 from glue_jobs.recommender.model import Prepared, RecommenderModel
+
+log = logging.getLogger("recommender")
 
 
 class Held:
@@ -84,6 +87,9 @@ def read_inputs(spark: SparkSession, options: InputOptions, gates: GateOptions) 
                         f"({n_kept} valid rows, all of them {c.NEVER_PLAY_AGAIN}). Nothing was published.")
     artists = read_artist_names(spark, options.artists).cache() if options.artists else None
     pairs = read_pairs(spark, options.score_pairs) if options.score_pairs else None
+    log.info("read %s input rows (%s): %s ratings to learn from, %s never-play-again, %s quarantined",
+             f"{total:,}", ingested.input_format, f"{n_learn:,}", f"{n_kept - n_learn:,}",
+             f"{sum(counts.values()):,}")
     return Inputs(learn, blocked, quarantine, counts, n_learn, n_kept - n_learn, total,
                   ingested.input_format, changes, artists, pairs)
 
@@ -128,6 +134,7 @@ def split(inputs: Inputs, options: TuningOptions, seed: int) -> Splits:
     train, valid, test = (df.cache() for df in inputs.learn.randomSplit(
         [train_share, options.validation_share, options.test_share], seed=seed))
     sizes = (train.count(), valid.count(), test.count())
+    log.info("split: %s train, %s validation, %s test", *(f"{n:,}" for n in sizes))
     # From here on the three splits are the cached copy of the learnable ratings.
     inputs.learn.unpersist()
     return Splits(train, valid, test, sizes)
@@ -148,6 +155,8 @@ def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options
                        max_iter=options.max_iter, alpha=options.alpha, seed=options.seed,
                        blocks=tuning.als_blocks(spark), rating_scale=options.feedback.rating_scale)
     fitted = tuning.replace_weight(fitted, tuned.popularity_weight)
+    log.info("fitting rank=%d reg=%g on train + validation (%d iterations)", best.rank, best.reg_param,
+             options.max_iter)
     fitted.users.count()
     return Fitted(fitted, prepared, recommend.model_catalog(fitted))
 
@@ -175,7 +184,11 @@ def evaluate_on_test(spark: SparkSession, fitted: Fitted, splits: Splits, blocke
                           errors.get("bias_rmse"), errors.get("bias_mae"),
                           _ranking(evaluate.ranking_metrics(pop_recs, relevant, k)))
     relevant.unpersist()
-    return TestMetrics(errors.get("rmse"), errors.get("mae"), ranking, baselines, test_users.count())
+    tested = TestMetrics(errors.get("rmse"), errors.get("mae"), ranking, baselines, test_users.count())
+    log.info("test: rmse=%s (bias %s), ndcg@%d=%s (popularity %s) over %s users", tested.rmse,
+             baselines.bias_rmse, k, ranking.ndcg_at_k, baselines.popularity.ndcg_at_k,
+             f"{tested.evaluated_users:,}")
+    return tested
 
 
 def _rating_errors(fitted: Fitted, test: DataFrame) -> dict[str, float | None]:
@@ -247,8 +260,11 @@ def recommend_all(spark: SparkSession, fitted: Fitted, learn: DataFrame, inputs:
     scores = model.score_pairs(fitted.model, inputs.pairs) if inputs.pairs is not None else None
     n_catalog = fitted.model.items.filter(F.col(model.FEATURES).isNotNull()).count()
     coverage = round(evaluate.catalog_coverage(recs, n_catalog), 6)
-    return Recommendations(recs, popular, scores, n_recs, all_users.count(),
-                           learn.select(c.ARTIST_ID).distinct().count(), coverage)
+    result = Recommendations(recs, popular, scores, n_recs, all_users.count(),
+                             learn.select(c.ARTIST_ID).distinct().count(), coverage)
+    log.info("recommended %s artists to %s users (catalog coverage %.1f%%)", f"{n_recs:,}",
+             f"{result.users:,}", 100 * coverage)
+    return result
 
 
 def popular_list(fitted: model.RecommenderModel, learn: DataFrame, options: ModelOptions,
