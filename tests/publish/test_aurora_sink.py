@@ -15,7 +15,7 @@ from glue_jobs.recommender.publish.aurora import AuroraSettings
 from glue_jobs.recommender.publish.errors import PublishError
 
 pytestmark = pytest.mark.mysql
-RUN_A, RUN_B = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb"
+RUN_A, RUN_B, RUN_C = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb", "20261201T160000Z-cccc"
 METRICS = {"rmse": 12.0, "best_params": {"rank": 10}, "counts": {"ratings": 100}, "timings_s": {"fit": 1.0}}
 
 
@@ -106,13 +106,17 @@ def test_a_rollback_reload_keeps_the_runs_recorded_figures(mysql_url: str) -> No
     engine = sa.create_engine(mysql_url)
     aurora.publish(engine, RUN_A, iter(rows(10)), 50, metrics=METRICS)
     aurora.publish(engine, RUN_B, iter(rows(10)), 50, metrics=METRICS)
-    aurora.publish(engine, RUN_A, iter(rows(10)), 50, metrics=None)  # what a rollback does
+    aurora.publish(engine, RUN_A, iter(rows(10)), 50, metrics=None, rollback=True)  # what a rollback does
     assert served(engine) == (50, {RUN_A})
     assert statuses(engine) == {RUN_A: "published", RUN_B: "superseded"}
     with engine.connect() as conn:
         run = conn.execute(sa.text(f"SELECT params, metrics FROM {c.SQL_MODEL_RUNS} WHERE run_id = :r"),
                            {"r": RUN_A}).one()
     assert json.loads(run.params) == {"rank": 10} and json.loads(run.metrics)["rmse"] == 12.0
+    with pytest.raises(PublishError, match=f"run {RUN_A} is older than the run {RUN_C} Aurora serves"):
+        aurora.publish(engine, RUN_C, iter(rows(10)), 50, metrics=METRICS)  # newer, then A again unforced
+        aurora.publish(engine, RUN_A, iter(rows(10)), 50, metrics=METRICS)
+    assert served(engine) == (50, {RUN_C})
 
 
 def test_unreachable_database_is_named_without_the_password() -> None:

@@ -177,6 +177,51 @@ def test_a_failed_last_flip_rolls_the_flipped_sinks_back(spark: Any, tmp_path: P
     assert model_runs(sinks)[RUN_A].status == "published"
 
 
+def test_taking_a_flip_back_never_replaces_a_run_published_in_between(
+        spark: Any, tmp_path: Path, sinks: PublishSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B's last flip fails after a newer run C took the DynamoDB pointer: the undo puts Aurora
+    back on A, and leaves DynamoDB on C instead of forcing A over it."""
+    assert sinks.dynamo
+    publish_run(make_run(spark, tmp_path, RUN_A), sinks)
+
+    def newer_run_then_denied(root: str, run_id: str) -> None:
+        dynamo.flip_pointer(sinks.dynamo.client(), sinks.dynamo.table, RUN_C, TOP_N)  # type: ignore[union-attr]
+        raise PermissionError("AccessDenied")
+
+    monkeypatch.setattr(files, "point_latest", newer_run_then_denied)
+    with pytest.raises(PublishError, match="files did not activate it") as err:
+        publish_run(make_run(spark, tmp_path, RUN_B, artist_base=500), sinks)
+    assert f"aurora rolled back to {RUN_A}; dynamodb already names another run, left alone" in str(err.value)
+    assert serving(sinks) == {"dynamodb": RUN_C, "aurora": RUN_A, "files": RUN_A}
+
+
+def test_a_failed_first_publish_leaves_no_sink_serving_it(spark: Any, tmp_path: Path, sinks: PublishSettings,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    assert sinks.dynamo and sinks.aurora and sinks.runs_root
+
+    def denied(root: str, run_id: str) -> None:
+        raise PermissionError("AccessDenied")
+
+    monkeypatch.setattr(files, "point_latest", denied)
+    with pytest.raises(PublishError, match="dynamodb pointer removed again"):
+        publish_run(make_run(spark, tmp_path, RUN_A), sinks)
+    assert dynamo.read_pointer(sinks.dynamo.client(), sinks.dynamo.table) is None
+    assert aurora.live_run_id(sinks.aurora.engine()) is None and files.read_latest(sinks.runs_root) is None
+    assert model_runs(sinks)[RUN_A].status == "failed"
+
+
+def test_latest_json_is_never_pointed_at_an_older_run(tmp_path: Path) -> None:
+    """Files alone have no conditional write: activation re-reads latest.json and refuses."""
+    for run_id in (RUN_A, RUN_B):
+        (Path(c.run_path(str(tmp_path), run_id)) / c.SUCCESS_MARKER).parent.mkdir(parents=True)
+        (Path(c.run_path(str(tmp_path), run_id)) / c.SUCCESS_MARKER).write_text(run_id)
+    sink = files.FilesSink(str(tmp_path))
+    sink.activate(RunToPublish(RUN_B, TOP_N, None, [], [], metrics(RUN_B, 0)))
+    with pytest.raises(PublishError, match=f"run {RUN_A} is older than the run {RUN_B} latest.json names"):
+        sink.activate(RunToPublish(RUN_A, TOP_N, None, [], [], metrics(RUN_A, 0)))
+    assert sink.active_run() == RUN_B
+
+
 def test_rollback_and_status_commands(spark: Any, tmp_path: Path, sinks: PublishSettings, table: str,
                                       moto_endpoint: str, mysql_url: str) -> None:
     publish_run(make_run(spark, tmp_path, RUN_A), sinks)

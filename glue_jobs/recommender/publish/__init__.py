@@ -85,7 +85,7 @@ def publish_run(run: RunToPublish, settings: PublishSettings) -> dict[str, Any]:
     """Publishes a completed run (its files already written with _SUCCESS) to every sink; returns
     what each took (metrics.json's "published")."""
     with open_sinks(settings) as sinks:
-        served = {sink.name: sink.active_run() for sink in sinks}
+        served = {sink.name: _active_run(sink) for sink in sinks}
         # The one decision: an older run never replaces a newer one (rollback does, on purpose).
         # The sinks' conditional writes only guard against a run that gets in after this.
         newer = [r for r in served.values() if r and r > run.run_id]
@@ -114,7 +114,7 @@ def _activate_all(sinks: list[Sink], run: RunToPublish, served: dict[str, str | 
         except Exception as exc:
             reason = f"{sink.name} did not activate it: {exc}"
             _abandon(sinks[i + 1:], run, reason)
-            undone = [_restore(done, served[done.name]) for done in reversed(sinks[:i])]
+            undone = [_undo(done, run, served[done.name]) for done in reversed(sinks[:i])]
             serving = ", ".join(f"{s.name} {_serving(s)}" for s in sinks)
             raise PublishError(f"run {run.run_id} was not published: {reason}. "
                                + "".join(f"{u}; " for u in undone) + f"now serving: {serving}") from exc
@@ -127,15 +127,21 @@ def _abandon(sinks: list[Sink], run: RunToPublish, reason: str) -> None:
             sink.abandon(run, reason)
 
 
-def _restore(sink: Sink, previous: str | None) -> str:
-    """Rolls an activated sink back to the run it served before; says what happened."""
-    if previous is None:
-        return f"{sink.name} served no run before, so it keeps the new one"
+def _active_run(sink: Sink) -> str | None:
     try:
-        sink.rollback(previous)
+        return sink.active_run()
+    except PublishError:
+        raise
     except Exception as exc:
-        return f"rolling {sink.name} back to {previous} failed: {exc}"
-    return f"{sink.name} rolled back to {previous}"
+        raise PublishError(f"cannot read which run {sink.name} serves: {exc.__class__.__name__}: {exc}") from exc
+
+
+def _undo(sink: Sink, run: RunToPublish, previous: str | None) -> str:
+    """Takes an activated sink back to the run it served before; says what happened."""
+    try:
+        return sink.undo(run, previous)
+    except Exception as exc:
+        return f"taking {sink.name} back to {previous or 'no run'} failed: {exc}"
 
 
 def _serving(sink: Sink) -> str:

@@ -178,6 +178,19 @@ def _swap(conn: Connection, dialect: str) -> None:
         conn.execute(sa.text(f"ALTER TABLE {staging} RENAME TO {live}"))
 
 
+def swap_back(engine: Engine) -> None:
+    """The previous table serves again, in one RENAME (the taken-back run becomes the staging
+    table, which the next run's load clears)."""
+    live, staging, previous = c.SQL_RECOMMENDATIONS, c.SQL_RECOMMENDATIONS_STAGING, c.SQL_RECOMMENDATIONS_PREVIOUS
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {staging}"))
+        if engine.dialect.name == "mysql":
+            conn.execute(sa.text(f"RENAME TABLE {live} TO {staging}, {previous} TO {live}"))
+        else:
+            conn.execute(sa.text(f"ALTER TABLE {live} RENAME TO {staging}"))
+            conn.execute(sa.text(f"ALTER TABLE {previous} RENAME TO {live}"))
+
+
 def staging_table() -> sa.Table:
     return recommendations_table(c.SQL_RECOMMENDATIONS_STAGING, sa.MetaData())
 
@@ -288,9 +301,13 @@ def stage_run(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]] | Load
     return loaded
 
 
-def activate_run(engine: Engine, run_id: str, expected: int) -> None:
-    """Swaps the staged run in; records it as published and the run it replaced as superseded."""
+def activate_run(engine: Engine, run_id: str, expected: int, *, rollback: bool = False) -> None:
+    """Swaps the staged run in; records it as published and the run it replaced as superseded.
+    Only a rollback may replace a newer run."""
     previous = live_run_id(engine)
+    if previous and previous > run_id and not rollback:  # published since publish_run's check: never replace it
+        _failed(engine, run_id, f"run {previous} was published meanwhile")
+        raise PublishError(f"run {run_id} is older than the run {previous} Aurora serves: not replacing it")
     try:
         swap_in(engine, run_id, expected)
     except Exception as exc:
@@ -304,11 +321,11 @@ def activate_run(engine: Engine, run_id: str, expected: int) -> None:
 
 def publish(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]] | Loader, expected: int, *,
             metrics: dict[str, Any] | None, artists: Iterable[dict[str, Any]] = (), batch_size: int = 5000,
-            after_batch: Callable[[int], None] | None = None) -> int:
+            after_batch: Callable[[int], None] | None = None, rollback: bool = False) -> int:
     """Stages and activates in one go (rollback from a run's CSV, demo, tests)."""
     loaded = stage_run(engine, run_id, rows, expected, metrics=metrics, artists=artists, batch_size=batch_size,
                        after_batch=after_batch)
-    activate_run(engine, run_id, expected)
+    activate_run(engine, run_id, expected, rollback=rollback)
     return loaded
 
 
@@ -346,12 +363,21 @@ class AuroraSink:
         else:
             _failed(self.engine, run.run_id, f"staged, not activated: {reason}")
 
+    def undo(self, run: RunToPublish, previous: str | None) -> str:
+        if live_run_id(self.engine) != run.run_id:
+            return "aurora already serves another run, left alone"
+        swap_back(self.engine)  # the table it replaced is still there, as the previous one
+        _failed(self.engine, run.run_id, "activated, then taken back: a later sink failed")
+        if previous:
+            record_run(self.engine, previous, "published")
+        return f"aurora rolled back to {previous}" if previous else "aurora back on its empty table"
+
     def rollback(self, to: str) -> dict[str, Any]:
         if not self.runs_root:
             raise PublishError("rolling Aurora back needs --runs-root: the run's CSV is the source of truth")
         rows = list(files.read_recommendations_csv(self.runs_root, to))
         return {"aurora_rows": publish(self.engine, to, iter(rows), len(rows), metrics=None,
-                                       batch_size=self.settings.batch_size)}
+                                       batch_size=self.settings.batch_size, rollback=True)}
 
     def close(self) -> None:
         self.engine.dispose()

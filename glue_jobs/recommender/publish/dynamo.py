@@ -231,6 +231,29 @@ class DynamoSink:
     def abandon(self, run: RunToPublish, reason: str) -> None:
         """The staged items stay unreferenced until their TTL removes them."""
 
+    def undo(self, run: RunToPublish, previous: str | None) -> str:
+        from botocore.exceptions import ClientError
+
+        ours = {":ours": {"S": run.run_id}}
+        try:
+            if previous is None:  # the first run ever: no pointer, as before
+                self.client.delete_item(TableName=self.settings.table, Key=pointer_key(),
+                                        ConditionExpression=f"{c.DDB_ACTIVE_RUN} = :ours",
+                                        ExpressionAttributeValues=ours)
+                return "dynamodb pointer removed again"
+            self.client.update_item(
+                TableName=self.settings.table, Key=pointer_key(),
+                UpdateExpression=f"SET {c.DDB_ACTIVE_RUN} = :prev, {c.DDB_UPDATED_AT} = :at "
+                                 f"REMOVE {c.DDB_PREVIOUS_RUN}",
+                ConditionExpression=f"{c.DDB_ACTIVE_RUN} = :ours",
+                ExpressionAttributeValues={**ours, ":prev": {"S": previous},
+                                           ":at": {"S": datetime.now(UTC).isoformat()}})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return "dynamodb already names another run, left alone"
+        return f"dynamodb rolled back to {previous}"
+
     def rollback(self, to: str) -> dict[str, Any]:
         if not run_is_loaded(self.client, self.settings.table, to):
             raise PublishError(f"run {to} has no complete item set in DynamoDB (expired or never "

@@ -83,6 +83,10 @@ class FilesSink:
         return {}
 
     def activate(self, run: RunToPublish) -> None:
+        # publish_run refused older runs before staging; a newer one may have been published since.
+        now = self.active_run()
+        if now and now > run.run_id:
+            raise PublishError(f"run {run.run_id} is older than the run {now} latest.json names: not replacing it")
         point_latest(self.root, run.run_id)
 
     def abandon(self, run: RunToPublish, reason: str) -> None:
@@ -91,6 +95,15 @@ class FilesSink:
     def rollback(self, to: str) -> dict[str, Any]:
         point_latest(self.root, to)
         return {"latest": to}
+
+    def undo(self, run: RunToPublish, previous: str | None) -> str:
+        if self.active_run() != run.run_id:
+            return "files already name another run, left alone"
+        if previous is None:
+            storage.remove(storage.join(self.root, c.LATEST_FILE))
+            return "files: latest.json removed again"
+        point_latest(self.root, previous)
+        return f"files back on {previous}"
 
     def close(self) -> None:
         pass

@@ -42,7 +42,12 @@ class Sink(Protocol):
         """The staged run will not be activated (another sink failed): record or clean up."""
 
     def rollback(self, to: str) -> dict[str, Any]:
-        """Serves an earlier, complete run again; returns what it did."""
+        """Serves an earlier, complete run again (an operator's choice); returns what it did."""
+
+    def undo(self, run: RunToPublish, previous: str | None) -> str:
+        """Takes back this sink's activation of `run` after a later sink failed: serves `previous`
+        again (nothing, if it served nothing), but only while it still serves `run`, so that a
+        newer run published in between is never replaced. Says what it did."""
 
     def close(self) -> None:
         """Releases clients and connections."""
