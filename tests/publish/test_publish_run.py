@@ -203,7 +203,7 @@ def test_a_failed_first_publish_leaves_no_sink_serving_it(spark: Any, tmp_path: 
         raise PermissionError("AccessDenied")
 
     monkeypatch.setattr(files, "point_latest", denied)
-    with pytest.raises(PublishError, match="dynamodb pointer removed again"):
+    with pytest.raises(PublishError, match="dynamodb pointer names no run again"):
         publish_run(make_run(spark, tmp_path, RUN_A), sinks)
     assert dynamo.read_pointer(sinks.dynamo.client(), sinks.dynamo.table) is None
     assert aurora.live_run_id(sinks.aurora.engine()) is None and files.read_latest(sinks.runs_root) is None

@@ -236,11 +236,13 @@ class DynamoSink:
 
         ours = {":ours": {"S": run.run_id}}
         try:
-            if previous is None:  # the first run ever: no pointer, as before
-                self.client.delete_item(TableName=self.settings.table, Key=pointer_key(),
+            if previous is None:  # the first run ever: the pointer names no run again (as readers
+                # see a missing pointer; an UpdateItem, so the job needs no DeleteItem grant)
+                self.client.update_item(TableName=self.settings.table, Key=pointer_key(),
+                                        UpdateExpression=f"REMOVE {c.DDB_ACTIVE_RUN}, {c.DDB_PREVIOUS_RUN}",
                                         ConditionExpression=f"{c.DDB_ACTIVE_RUN} = :ours",
                                         ExpressionAttributeValues=ours)
-                return "dynamodb pointer removed again"
+                return "dynamodb pointer names no run again"
             self.client.update_item(
                 TableName=self.settings.table, Key=pointer_key(),
                 UpdateExpression=f"SET {c.DDB_ACTIVE_RUN} = :prev, {c.DDB_UPDATED_AT} = :at "
