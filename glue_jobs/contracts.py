@@ -98,6 +98,11 @@ def is_run_id(value: str) -> bool:
     return bool(RUN_ID_PATTERN.match(value))
 
 
+def run_id_time(run_id: str) -> datetime | None:
+    """When a run started, read from its id (None: not a run id)."""
+    return datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) if is_run_id(run_id) else None
+
+
 # --- Published runs on S3 (or a local folder) -------------------------------------------
 RUNS_PREFIX = "runs"
 LATEST_FILE = "latest.json"  # {"run_id": ..., "path": ..., "published_at": ...}

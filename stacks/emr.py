@@ -26,7 +26,7 @@ from stacks import names
 from stacks.constructs import ROOT, encrypted_queue
 from stacks.nag import acknowledge
 from stacks.network import ExistingVpc, admit_to_database, resolve_vpc
-from stacks.recommender_job import JobData, JobOptions, RecommenderJob, new_data_pattern
+from stacks.recommender_job import NEW_DATA_ARGUMENTS, JobData, JobOptions, RecommenderJob, new_data_pattern
 from stacks.storage import bucket_name
 
 EMR_RELEASE = "emr-7.9.0"  # Spark 3.5, like Glue 5.1's Spark 3.5.6
@@ -114,7 +114,7 @@ class EmrStack(Stack):
                 "ApplicationId": app.attr_application_id, "ExecutionRoleArn": recommender.role.role_arn,
                 "Name": "recommender", "ExecutionTimeoutMinutes": timeout_minutes,
                 "JobDriver": {"SparkSubmit": {
-                    "EntryPoint": script.s3_object_url, "EntryPointArguments": recommender.argv(),
+                    "EntryPoint": script.s3_object_url, "EntryPointArguments": recommender.argv(NEW_DATA_ARGUMENTS),
                     "SparkSubmitParameters": " ".join(
                         [f"--py-files {recommender.package.s3_object_url}",
                          *(f"--conf {k}={v}" for k, v in spark_conf.items())])}}},

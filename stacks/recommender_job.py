@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from glue_jobs.recommender.config import job_arguments
+from glue_jobs.recommender.config import ConfigError, TuningMode, job_arguments, parse_args
 from stacks.constructs import ROOT, VENDORED, LocalCopy, bundling
 from stacks.nag import acknowledge, bucket_objects
 from stacks.options import option
@@ -27,6 +27,10 @@ GLUE_WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X,
 # (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-jobs-trigger.html#aws-glue-api-jobs-trigger-EventBatchingCondition).
 GLUE_MAX_BATCH_SIZE = 100
 GLUE_MAX_BATCH_WINDOW_S = 900
+# What each way of starting the job adds to its arguments: new data reuses the published run's
+# tuning while the ratings changed little and it is recent (auto); the schedule always tunes (full).
+NEW_DATA_ARGUMENTS = job_arguments({"tuning": TuningMode.AUTO})
+SCHEDULED_ARGUMENTS = job_arguments({"tuning": TuningMode.FULL})
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,12 @@ class RecommenderJob(Construct):
             "checkpoint_dir": artifacts.s3_url_for_object("tmp/checkpoints"),
             "shuffle_partitions": shuffle_partitions(options.workers),
             **({"aurora_secret_arn": data.db_secret_arn} if data.db_secret_arn else {}),
-        }), **options.arguments}
+        }), **job_arguments(options.arguments)}
+        for start in (NEW_DATA_ARGUMENTS, SCHEDULED_ARGUMENTS):
+            try:  # the whole command line as the job will parse it: jobArguments may clash with ours
+                parse_args(self.argv(start))
+            except ConfigError as exc:
+                raise ValueError(f"the recommender job's arguments would not start it: {exc}") from exc
         self.acknowledge_grants(prefix)
 
     def acknowledge_grants(self, prefix: str) -> None:
@@ -134,6 +143,8 @@ class RecommenderJob(Construct):
                     "<AWS::AccountId>-<AWS::Region>/*]",
                     "Read-only, for the job's script and package, which CDK uploads as assets there.")
 
-    def argv(self) -> list[str]:
-        """The arguments as a command line: `--name value` pairs, in the order of `arguments`."""
-        return [part for name, value in self.arguments.items() for part in (name, value)]
+    def argv(self, start: Mapping[str, str] | None = None) -> list[str]:
+        """The arguments as a command line, `--name value` pairs in the order of `arguments`, with
+        those of how the run starts (e.g. NEW_DATA_ARGUMENTS) replacing theirs, as a Glue trigger's do."""
+        arguments = {**self.arguments, **(start or {})}
+        return [part for name, value in arguments.items() for part in (name, value)]

@@ -12,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks import names
+from stacks import names, recommender_job
 from stacks.constructs import ROOT, GlueWorkflowTarget
 from stacks.nag import acknowledge, managed_policy
 from stacks.network import ExistingVpc, admit_to_database, resolve_vpc
@@ -93,7 +93,8 @@ class TrainingStack(Stack):
         CfnOutput(self, names.OUTPUT_WORKFLOW, value=workflow.ref)  # make smoke waits on its runs
         glue.CfnTrigger(self, "OnNewData", name=f"{prefix}-on-new-data", type="EVENT",
                         workflow_name=workflow.ref,
-                        actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name)],
+                        actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name,
+                                                                arguments=recommender_job.NEW_DATA_ARGUMENTS)],
                         event_batching_condition=glue.CfnTrigger.EventBatchingConditionProperty(
                             batch_size=options.trigger_batch_size, batch_window=options.trigger_batch_window_s))
         if not options.emr:
@@ -108,5 +109,6 @@ class TrainingStack(Stack):
             glue.CfnTrigger(self, "Scheduled", name=f"{prefix}-scheduled", type="SCHEDULED",
                             schedule=options.schedule, start_on_creation=True,
                             description="Retrains on a schedule, new data or not",
-                            actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name)])
+                            actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name,
+                                                                    arguments=recommender_job.SCHEDULED_ARGUMENTS)])
         return workflow

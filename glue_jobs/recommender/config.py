@@ -38,6 +38,14 @@ class Feedback(StrEnum):
         return "rmse" if self.has_ratings else "ndcg"
 
 
+class TuningMode(StrEnum):
+    """Whether a run tunes, or reuses the parameters of the run published under --runs-root."""
+
+    AUTO = "auto"  # reuse while the data changed little and the tuning is recent, else tune
+    FULL = "full"
+    REUSE = "reuse"  # always reuse: an error when there is nothing to reuse
+
+
 def _one_of(*choices: str) -> str:
     return ", ".join(choices[:-1]) + " or " + choices[-1]
 
@@ -57,6 +65,7 @@ _number = _reader(float, "a number")
 _integers = _reader(lambda text: tuple(int(v) for v in text.split(",") if v.strip()), "comma-separated integers")
 _numbers = _reader(lambda text: tuple(float(v) for v in text.split(",") if v.strip()), "comma-separated numbers")
 _feedback = _reader(Feedback, _one_of(*Feedback))
+_tuning_mode = _reader(TuningMode, _one_of(*TuningMode))
 
 
 def _text(text: str) -> str:
@@ -150,6 +159,17 @@ OPTIONS: tuple[Option, ...] = (
            "ranking bonus per log(1+ratings of the artist), as shares of the rating scale, tried on "
            "validation NDCG (0 alone: rank by predicted score)",
            valid=lambda v: bool(v) and min(v) >= 0, problem="{flag} must be non-negative, got {v}"),
+    Option("tuning", "tuning", "tuning_mode", _tuning_mode, TuningMode.AUTO,
+           "full (tune), reuse (the best parameters of the run published under --runs-root) or auto "
+           "(reuse while the ratings changed less than --retune-change since that run and its tuning "
+           "is younger than --retune-days, else tune)", valid=lambda v: isinstance(v, TuningMode),
+           problem=f"{{flag}} must be {_one_of(*TuningMode)}, got {{v!r}}"),
+    Option("retune-change", "tuning", "retune_change", _number, 0.25,
+           "--tuning auto tunes when the learnable ratings changed by this share or more",
+           valid=lambda v: v >= 0, problem="{flag} must not be negative, got {v}"),
+    Option("retune-days", "tuning", "retune_days", _number, 7.0,
+           "--tuning auto tunes when the reused parameters were tuned this many days ago or more",
+           valid=lambda v: v > 0, problem="{flag} must be positive, got {v}"),
     Option("max-quarantine-share", "gates", "max_quarantine_share", _number, 0.05,
            "fail the run if more of the input is quarantined",
            valid=lambda v: 0 <= v <= 1, problem="{flag} must lie in 0..1, got {v}"),
@@ -241,6 +261,9 @@ class TuningOptions(_Checked):
     test_share: float = _DEFAULTS["test_share"]
     parallelism: int = _DEFAULTS["parallelism"]
     popularity_weights: tuple[float, ...] = _DEFAULTS["popularity_weights"]
+    tuning_mode: TuningMode = _DEFAULTS["tuning_mode"]
+    retune_change: float = _DEFAULTS["retune_change"]
+    retune_days: float = _DEFAULTS["retune_days"]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The recommender job from input to outputs, as the pipeline it is.
 
-read + validate (quarantine gate) -> split -> tune -> refit -> evaluate (quality gate)
+read + validate (quarantine gate) -> split -> tune (or reuse the published run's tuning) -> refit
+-> evaluate (quality gate)
 -> recommend -> write the run, `_SUCCESS` last -> publish to the sinks.
 Each stage lives in `stages` (files in `outputs`, sinks in `publish`); nothing is written under
 the output directory unless every gate has passed.
@@ -18,7 +19,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender import outputs, publish, stages, tuning
+from glue_jobs.recommender import outputs, publish, reuse, stages, tuning
 from glue_jobs.recommender.config import JobConfig
 from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.metrics import BestParams, Counts, Gate, RunMetrics, TestMetrics
@@ -55,6 +56,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
     sinks = publish.PublishSettings.from_options(config.sinks)
     with timer("preflight"):
         preflight(sinks)
+        previous = reuse.published_run(config.sinks.runs_root, config.tuning, config.model.feedback)
     model_opts, tune_opts, feedback = config.model, config.tuning, config.model.feedback
     with ExitStack() as held:
         with timer("read_validate"):
@@ -62,9 +64,9 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         with timer("split"):
             splits = held.enter_context(stages.split(inputs, tune_opts, model_opts.seed))
         with timer("tune"):
-            tuned = tuning.tune(spark, splits.train, splits.valid, inputs.blocked, model_opts, tune_opts)
+            tuned = stages.tune(spark, splits, inputs, previous, model_opts, tune_opts)
         with timer("fit"):
-            fitted = stages.fit(spark, splits, tuned, model_opts)
+            fitted = held.enter_context(stages.fit(spark, splits, tuned.result, model_opts))
         with timer("evaluate"):
             tested = stages.evaluate_on_test(spark, fitted, splits, inputs.blocked, feedback, tune_opts.k,
                                              tune_opts.relevance_threshold)
@@ -110,18 +112,19 @@ def publish_run(sinks: publish.PublishSettings, metrics: RunMetrics, recs: stage
 
 
 def summarise(spark: SparkSession, run_id: str, config: JobConfig, inputs: stages.Inputs,
-              splits: stages.Splits, tuned: tuning.TuningResult, tested: TestMetrics, gate: Gate,
+              splits: stages.Splits, tuned: stages.Tuned, tested: TestMetrics, gate: Gate,
               recs: stages.Recommendations) -> RunMetrics:
     train, valid, test = splits.sizes
     counts = Counts(input_rows=inputs.input_rows, ratings=inputs.ratings, users=recs.users, items=recs.items,
                     never_play_again=inputs.never_play_again, train=train, validation=valid, test=test,
                     quarantined=sum(inputs.quarantine_counts.values()), recommendations=recs.count)
-    best = BestParams(tuned.best.rank, tuned.best.reg_param, tuned.popularity_weight)
+    result = tuned.result
+    best = BestParams(result.best.rank, result.best.reg_param, round(result.popularity_weight, 6))
     return RunMetrics(
         run_id=run_id, feedback=config.model.feedback.value, k=config.tuning.k, top_n=config.model.top_n,
         spark=spark_settings(spark), input_format=inputs.input_format, quarantine=inputs.quarantine_counts,
-        best_params=best, grid=[cand.as_dict() for cand in tuned.grid],
-        popularity_weight_curve=[{k: round(v, 6) for k, v in point.items()} for point in tuned.weight_curve],
+        best_params=best, grid=[cand.as_dict() for cand in result.grid], tuning=tuned.origin,
+        popularity_weight_curve=[{k: round(v, 6) for k, v in point.items()} for point in result.weight_curve],
         selection_metric=config.tuning.metric, test=tested,
         quality_gate=gate, catalog_coverage=recs.catalog_coverage, counts=counts,
         dms_changes=inputs.dms_changes)

@@ -78,7 +78,8 @@ def summary(result: JobResult) -> str:
 
     return "\n".join([
         f"run {result.run_id} -> {result.output}",
-        f"  best rank={m.best_params.rank} reg_param={m.best_params.reg_param}",
+        f"  best rank={m.best_params.rank} reg_param={m.best_params.reg_param}"
+        + (f" (tuning reused from {m.tuning.reused_from})" if m.tuning.reused else ""),
         f"  test RMSE {f(m.rmse)}  (bias baseline {f(base.bias_rmse)}, global mean {f(base.global_mean_rmse)})",
         f"  NDCG@{m.k} {f(ranking.ndcg_at_k)}  (popularity {f(pop.ndcg_at_k)}); "
         f"precision@{m.k} {f(ranking.precision_at_k)} (popularity {f(pop.precision_at_k)})",

@@ -63,6 +63,25 @@ class BestParams:
 
 
 @dataclass(frozen=True)
+class TuningOrigin:
+    """Where a run's parameters come from: its own tuning, or the run that tuned them (`reused_from`,
+    the run whose tuning a chain of reusing runs goes back to), and why the run chose so."""
+
+    mode: str = "full"  # "full" | "reused"; metrics.json from before --tuning holds no key: they all tuned
+    reused_from: str | None = None
+    reason: str = ""
+
+    @property
+    def reused(self) -> bool:
+        return self.mode == "reused"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> TuningOrigin:
+        d = d or {}
+        return cls(d.get("mode", "full"), d.get("reused_from"), d.get("reason", ""))
+
+
+@dataclass(frozen=True)
 class Counts:
     input_rows: int
     ratings: int
@@ -118,6 +137,7 @@ class RunMetrics:
     timings_s: dict[str, float] = field(default_factory=dict)
     dms_changes: dict[str, int] | None = None  # DMS input only: changes by operation
     published: dict[str, Any] | None = None  # what each sink took, once publishing is done
+    tuning: TuningOrigin = field(default_factory=TuningOrigin)
 
     # The figures people quote most, without the nesting.
     @property
@@ -139,7 +159,7 @@ class RunMetrics:
         """The metrics.json layout: flat test metrics, baselines keyed popularity_<metric>."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
                                if f.name not in ("test", "dms_changes", "published")}
-        out.update(best_params=asdict(self.best_params), counts=asdict(self.counts),
+        out.update(best_params=asdict(self.best_params), counts=asdict(self.counts), tuning=asdict(self.tuning),
                    quality_gate=self.quality_gate.as_dict(), rmse=self.test.rmse, mae=self.test.mae,
                    baselines=self.test.baselines.as_dict(), evaluated_users=self.test.evaluated_users,
                    **asdict(self.test.ranking))
@@ -156,10 +176,10 @@ class RunMetrics:
         test = TestMetrics(d.get("rmse"), d.get("mae"), Ranking(**{n: d.get(n) for n in RANKING_METRICS}),
                            Baselines.from_dict(d["baselines"]), d["evaluated_users"])
         plain: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls)
-                 if f.name not in ("test", "best_params", "counts", "quality_gate")}
+                 if f.name not in ("test", "best_params", "counts", "quality_gate", "tuning")}
         return cls(**{**plain, "timings_s": d.get("timings_s") or {}},
                    test=test, best_params=BestParams(**d["best_params"]), counts=Counts(**d["counts"]),
-                   quality_gate=Gate.from_dict(d["quality_gate"]))
+                   quality_gate=Gate.from_dict(d["quality_gate"]), tuning=TuningOrigin.from_dict(d.get("tuning")))
 
     @classmethod
     def from_json(cls, text: str) -> RunMetrics:

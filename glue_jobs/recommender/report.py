@@ -111,7 +111,14 @@ def render(metrics: RunMetrics, rating_hist: list[tuple[str, int]],
     series: dict[str, list[tuple[float, float]]] = {}
     for cand in metrics.grid:
         series.setdefault(f"rank {cand['rank']}", []).append((cand["reg_param"], cand[metric]))
-    best, gate = metrics.best_params, metrics.quality_gate
+    best, gate, origin = metrics.best_params, metrics.quality_gate, metrics.tuning
+    grid_title = f"Validation {metric} over the grid"
+    if origin.reused:  # this run measured no grid: the run that tuned holds it
+        chosen = f"tuning reused from {origin.reused_from}: {origin.reason}"
+        grid_chart = f"<h3>{html.escape(grid_title)}</h3><p>Not measured: {html.escape(chosen)}.</p>"
+    else:
+        chosen = f"chosen on validation {metric}"
+        grid_chart = line_chart(grid_title, series, "regParam", metric)
     q_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in metrics.quarantine.items())
     c_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in asdict(metrics.counts).items())
     return f"""<!doctype html>
@@ -121,12 +128,12 @@ table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;paddi
 td:first-child,th:first-child{{text-align:left}}.grid{{display:flex;flex-wrap:wrap;gap:2em}}</style></head>
 <body><h1>Recommender run {html.escape(metrics.run_id)}</h1>
 <p>Feedback: {html.escape(metrics.feedback)}. Best parameters: rank {best.rank},
-regParam {best.reg_param} (chosen on validation {html.escape(metric)}).
+regParam {best.reg_param} ({html.escape(chosen)}).
 Quality gate: <strong>{'passed' if gate.passed else 'failed'}</strong>.
 Catalog coverage of the top-{metrics.top_n}: {metrics.catalog_coverage:.1%}.</p>
 {_metrics_table(metrics)}
 <div class="grid">
-<div>{line_chart(f'Validation {metric} over the grid', series, 'regParam', metric)}</div>
+<div>{grid_chart}</div>
 <div>{bar_chart('Rating distribution (ratings learned from)', rating_hist)}</div>
 <div>{bar_chart('Recommendation scores', score_hist)}</div>
 <div>{bar_chart('Stage timings (s)', list(metrics.timings_s.items()), ' s')}</div>

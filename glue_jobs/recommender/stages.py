@@ -1,6 +1,6 @@
 """The job's stages, each a function of what it needs that returns a frozen result.
 
-read_inputs -> split -> (tuning.tune) -> fit -> evaluate -> recommend; `job.run` strings them
+read_inputs -> split -> tune (or reuse) -> fit -> evaluate -> recommend; `job.run` strings them
 together. A result that caches DataFrames owns them: it is a context manager whose exit releases
 them, so `run` can hold each one exactly as long as a later stage reads it.
 """
@@ -17,11 +17,11 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender import evaluate, model, recommend, tuning
+from glue_jobs.recommender import evaluate, model, recommend, reuse, tuning
 from glue_jobs.recommender.config import Feedback, GateOptions, InputOptions, ModelOptions, TuningOptions
 from glue_jobs.recommender.errors import JobFailed
-from glue_jobs.recommender.ingest import ingest, read_artist_names, read_pairs
-from glue_jobs.recommender.metrics import Baselines, Gate, Ranking, TestMetrics
+from glue_jobs.recommender.ingest import Ingested, ingest, read_artist_names, read_pairs
+from glue_jobs.recommender.metrics import Baselines, Gate, Ranking, TestMetrics, TuningOrigin
 from glue_jobs.recommender.model import Prepared, RecommenderModel
 
 log = logging.getLogger("recommender")
@@ -76,6 +76,16 @@ def read_inputs(spark: SparkSession, options: InputOptions, gates: GateOptions) 
     blocked = (ingested.ratings.filter(F.col(c.RATING) == c.NEVER_PLAY_AGAIN)
                .select(c.USER_ID, c.ARTIST_ID).cache())
     learn = ingested.ratings.filter(F.col(c.RATING) != c.NEVER_PLAY_AGAIN).cache()
+    try:
+        return _validated(spark, options, gates, ingested, quarantine, counts, blocked, learn)
+    except Exception:
+        for df in (quarantine, blocked, learn):  # the gates stopped the run: nothing holds these
+            df.unpersist()
+        raise
+
+
+def _validated(spark: SparkSession, options: InputOptions, gates: GateOptions, ingested: Ingested,
+               quarantine: DataFrame, counts: dict[str, int], blocked: DataFrame, learn: DataFrame) -> Inputs:
     n_learn = learn.count()
     n_kept = n_learn + blocked.count()
     ingested.release()
@@ -140,12 +150,36 @@ def split(inputs: Inputs, options: TuningOptions, seed: int) -> Splits:
     return Splits(train, valid, test, sizes)
 
 
+# --- tune, or reuse the published run's parameters ------------------------------------------------
+@dataclass(frozen=True)
+class Tuned:
+    result: tuning.TuningResult
+    origin: TuningOrigin  # tuned here, or reused from the run that tuned
+
+
+def tune(spark: SparkSession, splits: Splits, inputs: Inputs, previous: reuse.Previous, options: ModelOptions,
+         tune_opts: TuningOptions) -> Tuned:
+    """Tunes on the validation split, or takes the parameters of the published run (`--tuning`).
+    A reused run measured no grid and no weight curve: both stay empty in its metrics, and the
+    run that tuned (`origin.reused_from`) holds them."""
+    decision = reuse.decide(previous, inputs.ratings, tune_opts)
+    if decision.params is None:
+        return Tuned(tuning.tune(spark, splits.train, splits.valid, inputs.blocked, options, tune_opts),
+                     decision.origin)
+    best = decision.params
+    chosen = tuning.Candidate(best.rank, best.reg_param, tune_opts.metric, math.nan)  # not measured here
+    return Tuned(tuning.TuningResult(chosen, [], best.popularity_weight, []), decision.origin)
+
+
 # --- refit the tuned parameters on train + validation -------------------------------------------
 @dataclass(frozen=True)
-class Fitted:
+class Fitted(Held):
     model: RecommenderModel
     prepared: Prepared
     catalog: recommend.Catalog  # collected and broadcast once: evaluation and top-N share it
+
+    def held(self) -> tuple[DataFrame | None, ...]:
+        return (self.model.users, self.model.items, self.prepared.data)
 
 
 def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options: ModelOptions) -> Fitted:

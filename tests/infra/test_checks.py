@@ -124,6 +124,15 @@ def test_job_arguments_are_checked_against_the_jobs_options_when_settings_are_bu
     assert settings_from_context({"jobArguments": {"top_n": 3}}.get).job.arguments == {"--top-n": "3"}
 
 
+def test_job_arguments_that_clash_with_the_stacks_own_fail_synth() -> None:
+    """Each option is fine alone, but the job would refuse the command line it makes: the stack
+    publishes under --runs-root, so --output from jobArguments must fail at synth, not each run."""
+    from tests.infra.conftest import build
+
+    with pytest.raises(ValueError, match="would not start it: give exactly one of --output DIR"):
+        build({"jobArguments": {"--output": "s3://elsewhere/out"}})
+
+
 def _declared_context_keys(declared: Any) -> list[str]:
     from dataclasses import fields, is_dataclass
 

@@ -52,18 +52,41 @@ def canonical(value: Any) -> str:
     return render(value)
 
 
+def trigger_arguments(built: Built, kind: str) -> dict[str, str]:
+    """The arguments the Glue trigger of this type ("EVENT": new data, "SCHEDULED") starts the job with."""
+    ((_, trigger),) = [(r, t) for r, t in resources_of(built, "AWS::Glue::Trigger") if t["Properties"]["Type"] == kind]
+    (action,) = trigger["Properties"]["Actions"]
+    return {k: canonical(v) for k, v in action.get("Arguments", {}).items()}
+
+
 def test_emr_passes_exactly_the_glue_jobs_arguments(prod: Built) -> None:
-    """One definition of the job's arguments for both runtimes: what the Glue job gets as
-    DefaultArguments (less Glue's own keys) is what spark-submit gets on EMR Serverless.
+    """One definition of the job's arguments for both runtimes: what a new-data run gets on Glue,
+    the job's DefaultArguments (less Glue's own keys) replaced by its trigger's Arguments, is what
+    spark-submit gets on EMR Serverless, whose state machine only new data starts.
     https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-glue-arguments.html"""
     _, job = the_one(prod, "AWS::Glue::Job")
     glue_args = {k: canonical(v) for k, v in job["Properties"]["DefaultArguments"].items() if not GLUE_ONLY.match(k)}
+    glue_args.update(trigger_arguments(prod, "EVENT"))
     argv = emr_job_driver(prod)["EntryPointArguments"]
     assert len(argv) % 2 == 0 and all(str(k).startswith("--") for k in argv[::2])
     emr_args = {k: canonical(v) for k, v in zip(argv[::2], argv[1::2])}
     assert emr_args == glue_args
     assert emr_args["--top-n"] == "10"  # the configured jobArguments reach both runtimes
     assert "--shuffle-partitions" in emr_args
+
+
+def test_new_data_reuses_the_published_tuning_and_the_schedule_tunes(variant: Built) -> None:
+    """A run that new data starts passes `--tuning auto` (reuse the published run's parameters while
+    the data changed little), the schedule `--tuning full`. A Glue trigger action's Arguments replace
+    the job's default arguments for the runs it starts
+    (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-jobs-trigger.html#aws-glue-api-jobs-trigger-Action);
+    on EMR the new-data state machine passes the same option to spark-submit."""
+    assert trigger_arguments(variant, "EVENT")["--tuning"] == "auto"
+    if variant.settings.job.schedule:
+        assert trigger_arguments(variant, "SCHEDULED")["--tuning"] == "full"
+    if variant.settings.job.emr:
+        argv = emr_job_driver(variant)["EntryPointArguments"]
+        assert argv[argv.index("--tuning") + 1] == "auto"
 
 
 def _ingress_from(built: Built, client_group: Ref, server_group: Ref, port: int) -> bool:

@@ -15,7 +15,7 @@ DOCUMENTED_KEYS = {
     "baselines", "best_params", "catalog_coverage", "counts", "evaluated_users", "feedback", "grid",
     "input_format", "k", "mae", "map_at_k", "ndcg_at_k", "popularity_weight_curve", "precision_at_k",
     "quality_gate", "quarantine", "recall_at_k", "rmse", "run_id", "selection_metric", "spark",
-    "timings_s", "top_n",
+    "timings_s", "top_n", "tuning",
 }
 
 
@@ -26,6 +26,20 @@ def test_metrics_json_round_trips_through_the_typed_form(extra: dict[str, object
     typed = RunMetrics.from_json(json.dumps(doc))
     assert json.loads(typed.to_json()) == doc
     assert set(typed.as_dict()) == DOCUMENTED_KEYS | set(extra)
+
+
+def test_metrics_json_from_before_tuning_reuse_reads_as_a_run_that_tuned() -> None:
+    doc = metrics_json()
+    del doc["tuning"]
+    typed = RunMetrics.from_dict(doc)
+    assert typed.tuning.mode == "full" and not typed.tuning.reused and typed.tuning.reused_from is None
+
+
+def test_a_reused_tuning_round_trips_with_the_run_it_came_from() -> None:
+    doc = metrics_json(tuning={"mode": "reused", "reused_from": "20261129T160000Z-3f2a", "reason": "ratings +5.0%"})
+    typed = RunMetrics.from_json(json.dumps(doc))
+    assert typed.tuning.reused and typed.tuning.reused_from == "20261129T160000Z-3f2a"
+    assert json.loads(typed.to_json())["tuning"] == doc["tuning"]
 
 
 def test_attributes_read_what_the_flat_keys_hold() -> None:

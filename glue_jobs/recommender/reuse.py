@@ -1,0 +1,109 @@
+"""Whether a run tunes or reuses the tuning of the run published under --runs-root (`--tuning`).
+
+Read from that run's metrics.json, without Spark: the published run is looked up right after the
+preflight, so `--tuning reuse` with nothing to reuse fails before any data is read, and the
+choice itself (which needs the run's rating count) is a plain function, tested alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from glue_jobs import contracts as c
+from glue_jobs.recommender import storage
+from glue_jobs.recommender.config import Feedback, TuningMode, TuningOptions
+from glue_jobs.recommender.errors import JobFailed
+from glue_jobs.recommender.metrics import BestParams, RunMetrics, TuningOrigin
+
+log = logging.getLogger("recommender")
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The published run whose tuning a run may reuse, or why there is none to reuse."""
+
+    metrics: RunMetrics | None
+    missing: str = ""
+
+    @property
+    def tuned_by(self) -> str:
+        """The run that tuned the parameters: the published run, or the one it reused them from."""
+        assert self.metrics is not None
+        origin = self.metrics.tuning
+        return origin.reused_from if origin.reused and origin.reused_from else self.metrics.run_id
+
+
+@dataclass(frozen=True)
+class Decision:
+    origin: TuningOrigin  # what metrics.json records
+    params: BestParams | None  # the parameters to reuse; None: tune
+
+
+def published_run(runs_root: str | None, options: TuningOptions, feedback: Feedback) -> Previous:
+    """The run published under `runs_root` (latest.json), when this run may reuse its tuning.
+
+    JobFailed when `--tuning reuse` finds nothing to reuse: it is the one mode that cannot fall back.
+    """
+    if options.tuning_mode is TuningMode.FULL:
+        return Previous(None, "--tuning full")
+    previous = _read_published(runs_root, feedback)
+    if previous.metrics is None and options.tuning_mode is TuningMode.REUSE:
+        raise JobFailed(f"--tuning reuse has no tuning to reuse: {previous.missing}. Publish a run under "
+                        "--runs-root first (or give the --runs-root it was published under), or run with "
+                        "--tuning full. Nothing was trained or published.")
+    return previous
+
+
+def _read_published(runs_root: str | None, feedback: Feedback) -> Previous:
+    if not runs_root:
+        return Previous(None, "no --runs-root, so no published run (--output writes a single run)")
+    try:
+        latest = json.loads(storage.read_text(storage.join(runs_root, c.LATEST_FILE)))
+    except FileNotFoundError:
+        return Previous(None, f"no run is published under {runs_root} yet")
+    run_id = str(latest.get("run_id"))
+    try:
+        metrics = RunMetrics.from_json(storage.read_text(storage.join(c.run_path(runs_root, run_id), c.METRICS_FILE)))
+    except FileNotFoundError:
+        return Previous(None, f"the published run {run_id} has no {c.METRICS_FILE}")
+    except (ValueError, KeyError, TypeError) as exc:
+        return Previous(None, f"the published run {run_id}'s {c.METRICS_FILE} is unreadable ({exc!r})")
+    if metrics.feedback != feedback.value:
+        return Previous(None, f"the published run {run_id} learned from {metrics.feedback} feedback, "
+                              f"this run from {feedback.value}")
+    return Previous(metrics)
+
+
+def decide(previous: Previous, ratings: int, options: TuningOptions, now: datetime | None = None) -> Decision:
+    """Tune, or reuse the published run's best parameters: `--tuning reuse` always reuses, `auto`
+    while the learnable ratings changed by less than --retune-change since the published run and
+    the run that tuned them is younger than --retune-days. Logged with its reason."""
+    if options.tuning_mode is TuningMode.FULL or previous.metrics is None:
+        return _tune(previous.missing)
+    published = previous.metrics
+    change = (ratings - published.counts.ratings) / max(published.counts.ratings, 1)
+    tuned_at = c.run_id_time(previous.tuned_by)
+    age = ((now or datetime.now(UTC)) - tuned_at).total_seconds() / SECONDS_PER_DAY if tuned_at else None
+    if options.tuning_mode is TuningMode.AUTO:
+        if abs(change) >= options.retune_change:
+            return _tune(f"ratings changed {change:+.1%} since {published.run_id} "
+                         f"(--retune-change {options.retune_change:g})")
+        if age is None:
+            return _tune(f"cannot tell when {previous.tuned_by} tuned: not a run id")
+        if age >= options.retune_days:
+            return _tune(f"{previous.tuned_by} tuned {age:.1f} days ago (--retune-days {options.retune_days:g})")
+    tuned = f"tuned {age:.1f} days ago" if age is not None else f"tuned by {previous.tuned_by}"
+    reason = f"ratings {change:+.1%} since {published.run_id}, {tuned}"
+    best = published.best_params
+    log.info("reusing rank=%s reg=%s weight=%g from %s (%s)", best.rank, best.reg_param,
+             best.popularity_weight, previous.tuned_by, reason)
+    return Decision(TuningOrigin("reused", previous.tuned_by, reason), best)
+
+
+def _tune(reason: str) -> Decision:
+    log.info("tuning: %s", reason)
+    return Decision(TuningOrigin("full", None, reason), None)
