@@ -155,6 +155,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("test-share", "tuning", "test_share", _number, 0.1, "share of the ratings to evaluate on",
            valid=lambda v: 0 < v < 0.5, problem=_SHARES),
     Option("parallelism", "tuning", "parallelism", _integer, 2, "candidate models fitted at once", **_AT_LEAST_1),
+    Option("tune-sample-ratings", "tuning", "sample_ratings", _integer, 3_000_000,
+           "tune on the ratings of a random sample of users holding at most this many (0: all); "
+           "parameters found on a few million ratings carry over",
+           valid=lambda v: v >= 0, problem="{flag} must be 0 (no bound) or more, got {v}"),
     Option("popularity-weights", "tuning", "popularity_weights", _numbers, (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
            "ranking bonus per log(1+ratings of the artist), as shares of the rating scale, tried on "
            "validation NDCG (0 alone: rank by predicted score)",
@@ -260,6 +264,7 @@ class TuningOptions(_Checked):
     validation_share: float = _DEFAULTS["validation_share"]
     test_share: float = _DEFAULTS["test_share"]
     parallelism: int = _DEFAULTS["parallelism"]
+    sample_ratings: int = _DEFAULTS["sample_ratings"]
     popularity_weights: tuple[float, ...] = _DEFAULTS["popularity_weights"]
     tuning_mode: TuningMode = _DEFAULTS["tuning_mode"]
     retune_change: float = _DEFAULTS["retune_change"]

@@ -78,7 +78,8 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         out = config.output_for(run_id)
         with timer("write"):
             outputs.write_data(out, recs, inputs.quarantine, fitted.model)
-        metrics = metrics.with_(timings_s=dict(timer.timings))
+        metrics = metrics.with_(timings_s=dict(timer.timings),
+                                grid=tuning.relative_to_fit(metrics.grid, timer.timings["fit"]))
         outputs.finish(out, metrics, splits.whole, recs.recs, feedback.rating_scale)
         if sinks.enabled:
             metrics = publish_run(sinks, metrics, recs, inputs, config.model.top_n, out, timer)

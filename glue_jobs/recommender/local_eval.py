@@ -1,0 +1,115 @@
+"""Validation NDCG@k of a NumPy-fitted model, ranked and scored exactly as the Spark path does.
+
+The ranking is recommend.py's (catalog = artists with factors, in artist-id order; score =
+mu + b_i + b_u + scale * x_u . y_i, plus the popularity prior; rated and 255 pairs masked;
+ties to the lower artist id) and the metric evaluate.ranking_metrics' (Spark's RankingMetrics:
+binary relevance, ideal DCG over min(|relevant|, k), users without recommendations score 0).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from glue_jobs.recommender.local_als import Factors, Prepared
+from glue_jobs.recommender.recommend import BLOCK_CELLS
+
+
+@dataclass(frozen=True)
+class RankingTask:
+    """The users to rank for (those with a relevant validation item), built once per fold."""
+
+    users: np.ndarray  # user index per task row
+    relevant: np.ndarray  # sorted keys task_row * n_items + item of the relevant pairs
+    n_relevant: np.ndarray  # distinct relevant items per task row
+    exclude_rows: np.ndarray  # sorted; with exclude_items, the (task row, item) pairs never to
+    # recommend: rated in training, or 255
+    exclude_items: np.ndarray
+    n_items: int
+
+
+def ranking_task(relevant_users: np.ndarray, relevant_items: np.ndarray, excluded_users: np.ndarray,
+                 excluded_items: np.ndarray, n_items: int) -> RankingTask:
+    users, row_of = np.unique(relevant_users, return_inverse=True)
+    keys = np.unique(row_of.astype(np.int64) * n_items + relevant_items)
+    n_relevant = np.bincount(keys // n_items, minlength=users.size)
+    pos = np.minimum(np.searchsorted(users, excluded_users), max(users.size - 1, 0))
+    wanted = users[pos] == excluded_users if users.size else np.zeros(excluded_users.size, bool)
+    order = np.argsort(pos[wanted], kind="stable")
+    return RankingTask(users, keys, n_relevant, pos[wanted][order], excluded_items[wanted][order], n_items)
+
+
+def top_k(ranking: np.ndarray, k: int) -> np.ndarray:
+    """Columns of each row's k best values, best first, ties to the lower column; -1 where a
+    row has fewer than k finite values (masked with -inf)."""
+    return lowest_k(-ranking, k)
+
+
+def lowest_k(cost: np.ndarray, k: int) -> np.ndarray:
+    """top_k of -cost (so +inf is masked); works on `cost` as given, without a copy."""
+    m = cost.shape[1]
+    take = min(k, m)
+    if take == 0:
+        return np.full((cost.shape[0], k), -1)
+    part = np.argpartition(cost, take if take < m else take - 1, axis=1)
+    chosen = part[:, :take]
+    kth = np.take_along_axis(cost, chosen, 1).max(axis=1)
+    if take < m:
+        # argpartition picks arbitrarily among values equal to the k-th: redo the rows where the
+        # next value ties with it (rare: exact float ties)
+        tied = np.take_along_axis(cost, part[:, take:take + 1], 1)[:, 0] == kth
+        for row in np.flatnonzero(tied & np.isfinite(kth)):
+            cand = np.flatnonzero(cost[row] <= kth[row])
+            chosen[row] = cand[np.lexsort((cand, cost[row, cand]))][:take]
+    vals = np.take_along_axis(cost, chosen, 1)
+    order = np.lexsort((chosen, vals), axis=1)
+    chosen, vals = np.take_along_axis(chosen, order, 1), np.take_along_axis(vals, order, 1)
+    chosen[~np.isfinite(vals)] = -1
+    return np.pad(chosen, ((0, 0), (0, k - take)), constant_values=-1)
+
+
+def ndcg_at_k(task: RankingTask, prepared: Prepared, factors: Factors, item_counts: np.ndarray,
+              k: int, priors: list[float], workers: int = 1) -> list[float]:
+    """Mean NDCG@k over the task's users for each popularity weight in `priors` (the ranking's
+    bonus per log(1 + ratings of the artist)); artists without training ratings are not ranked.
+    Blocks of users are ranked on `workers` threads (NumPy's top-k selection releases the GIL)."""
+    if task.users.size == 0:
+        return [float("nan")] * len(priors)
+    catalog = np.flatnonzero(item_counts > 0)  # ascending index = artist-id order
+    column = np.full(task.n_items, -1)
+    column[catalog] = np.arange(catalog.size)
+    matrix = prepared.scale * factors.items[catalog]
+    offsets = prepared.global_mean + prepared.item_bias[catalog]
+    log_counts = np.log1p(item_counts[catalog].astype(np.float64))
+    ex_cols = column[task.exclude_items]
+    ex_rows, ex_cols = task.exclude_rows[ex_cols >= 0], ex_cols[ex_cols >= 0]
+    discount = 1.0 / np.log2(np.arange(k) + 2.0)
+    ideal = np.cumsum(discount)[np.minimum(task.n_relevant, k) - 1]
+    block = max(1, min(4096, BLOCK_CELLS // max(catalog.size, 1)))
+
+    def block_totals(start: int) -> np.ndarray:
+        rows = np.arange(start, min(start + block, task.users.size))
+        users = task.users[rows]
+        # ranked by cost = -(score + prior), built in one buffer: this loop is the curve's cost
+        neg_scores = -(factors.users[users] @ matrix.T + offsets[None, :] + prepared.user_bias[users][:, None])
+        cost = np.empty_like(neg_scores)
+        lo, hi = np.searchsorted(ex_rows, [rows[0], rows[-1] + 1])
+        totals = np.zeros(len(priors))
+        for p, weight in enumerate(priors):
+            np.subtract(neg_scores, weight * log_counts[None, :], out=cost)
+            cost[ex_rows[lo:hi] - rows[0], ex_cols[lo:hi]] = np.inf
+            top = lowest_k(cost, k)
+            keys = rows[:, None].astype(np.int64) * task.n_items + catalog[np.maximum(top, 0)]
+            hits = np.isin(keys, task.relevant) & (top >= 0)
+            totals[p] = float(((hits @ discount) / ideal[rows]).sum())
+        return totals
+
+    starts = range(0, task.users.size, block)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            per_block = list(pool.map(block_totals, starts))
+    else:
+        per_block = [block_totals(start) for start in starts]
+    return [float(t / task.users.size) for t in np.sum(per_block, axis=0)]
