@@ -97,7 +97,9 @@ def _score_block(batch: list[Any], cat: Catalog, n: int, lo: float,
 
 
 def model_catalog(model: RecommenderModel) -> Catalog:
-    """Artists with factors, as [scale * y_i, mu + b_i]; users pair with [x_u, 1] + b_u.
+    """Artists with factors, as rows [scale * y_i, 0] with offsets mu + b_i; users pair with
+    [x_u, 1] and offset b_u, so a score is mu + b_u + b_i + scale * x_u . y_i (the trailing
+    column adds nothing: a catalog and its user vectors keep one shape in both modes).
 
     The ranking adds popularity_weight * log(1 + n_ratings): a predicted rating alone ranks
     obscure artists with a lucky estimate first, while what a user will actually play and like
@@ -110,7 +112,7 @@ def model_catalog(model: RecommenderModel) -> Catalog:
         return Catalog(ids, np.zeros((0, p.rank + 1)), np.zeros(0))
     factors = np.array([r[FEATURES] for r in rows], dtype=np.float64)
     if p.feedback.has_ratings:
-        matrix = np.hstack([p.residual_scale * factors, np.ones((len(rows), 1))])
+        matrix = np.hstack([p.residual_scale * factors, np.zeros((len(rows), 1))])
         offsets = p.global_mean + np.array([r[BIAS] for r in rows], dtype=np.float64)
     else:
         matrix = np.hstack([factors, np.zeros((len(rows), 1))])

@@ -54,6 +54,27 @@ def test_scores_fall_back_to_biases_then_the_mean_and_are_clipped(spark) -> None
     assert all(not math.isnan(v) for v in scores.values())
 
 
+def test_top_n_scores_are_the_models_predicted_ratings(spark) -> None:
+    """What users are shown as `score` is the rating the model predicts (score_pairs), for
+    users with factors and without, not that plus a constant."""
+    from glue_jobs.recommender import recommend
+
+    params = model.ModelParams(Feedback.EXPLICIT, 2, 0.1, 5, 40.0, 10.0, 0.0, 100.0, 1)
+    users = spark.createDataFrame([(1, 5.0, [1.0, 2.0]), (2, -3.0, None)],
+                                  "user_id int, bias double, features array<float>")
+    items = spark.createDataFrame([(10, 3.0, [2.0, 1.0], 4), (11, -2.0, [0.5, -1.0], 2)],
+                                  "artist_id int, bias double, features array<float>, n_ratings long")
+    m = model.RecommenderModel(params, users, items)
+    none_seen = spark.createDataFrame([], "user_id int, artist_id int")
+    shown = {(r.user_id, r.artist_id): r.score
+             for r in recommend.recommend(spark, m, users.select(c.USER_ID), none_seen, 2).collect()}
+    predicted = {(r.user_id, r.artist_id): r.score
+                 for r in model.score_pairs(m, spark.createDataFrame(list(shown), "user_id int, artist_id int"))
+                 .collect()}
+    assert len(shown) == 4 and shown == pytest.approx(predicted, abs=1e-4)
+    assert shown[(1, 10)] == pytest.approx(40 + 5 + 3 + 10 * (2 + 2))
+
+
 def plain_ranking(recs: dict[int, list[int]], relevant: dict[int, set[int]], k: int) -> dict[str, float]:
     """Textbook definitions, one user at a time, averaged over users with relevant items."""
     p = r = n = ap = 0.0
