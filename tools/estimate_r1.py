@@ -5,10 +5,13 @@ new measurement.
     python tools/estimate_r1.py .bench/run-4000000/metrics.json [--workers 5,10,20,40]
 
 ALS costs about 2*nnz*k^2 (building the normal equations, both sides) plus (users+items)*k^3/3
-(the Cholesky solves) floating-point operations per iteration. The measured run gives the rate
-this code reaches per core (Spark's overheads included); the target's FLOPs at that rate, spread
-over the executors' cores at a stated parallel efficiency, give the time. Top-N scoring grows
-with users x artists, the other stages with the number of ratings.
+(the Cholesky solves) floating-point operations per iteration. Tuning runs in NumPy on the
+driver, on at most --tune-sample-ratings ratings (whole users): its time is the measured tuning
+scaled by its FLOPs, on the driver alone, whatever the number of workers. The other stages run
+on the executors: the measured run gives the rate of each per core (Spark's overheads
+included), and the target's work at that rate, spread over the executors' cores at a stated
+parallel efficiency, gives their time. The final fit grows with its FLOPs, top-N scoring with
+users x artists, the other stages with the number of ratings.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from glue_jobs.recommender.config import ModelOptions
+from glue_jobs.recommender.config import ModelOptions, TuningOptions
 from glue_jobs.recommender.config import local_cores as master_cores
 from glue_jobs.recommender.metrics import RunMetrics
 
@@ -50,10 +53,18 @@ class Work:
     ratings: float
 
 
+def tuned_share(ratings: float, train_share: float, valid_share: float, bound: int) -> float:
+    """The share of the users (whole users, so of the ratings too) that tuning sees."""
+    both = ratings * (train_share + valid_share)
+    return 1.0 if not bound or both <= bound else bound / both
+
+
 def work_of(ratings: float, users: float, items: float, train_share: float, valid_share: float,
-            ranks: list[int], n_regs: int, best_rank: int, max_iter: int, test_users_share: float) -> Work:
+            ranks: list[int], n_regs: int, best_rank: int, max_iter: int, test_users_share: float,
+            sample_bound: int = 0) -> Work:
+    share = tuned_share(ratings, train_share, valid_share, sample_bound)
     return Work(
-        tune_flops=tuning_flops(ratings * train_share, users, items, ranks, n_regs, max_iter),
+        tune_flops=tuning_flops(ratings * train_share * share, users * share, items, ranks, n_regs, max_iter),
         fit_flops=als_flops(ratings * (train_share + valid_share), users, items, best_rank) * max_iter,
         topn_cells=users * items * (1 + test_users_share),
         ratings=ratings)
@@ -64,17 +75,23 @@ def grid_of(m: RunMetrics) -> tuple[list[int], int]:
     return sorted({g["rank"] for g in m.grid}), len({g["reg_param"] for g in m.grid})
 
 
-def work_like(m: RunMetrics, ratings: float, users: float, items: float, max_iter: int) -> Work:
+def work_like(m: RunMetrics, ratings: float, users: float, items: float, max_iter: int,
+              sample_bound: int = 0) -> Work:
     """The work of a run with the measured run's settings and split, on data of the given size."""
     n = m.counts
     ranks, n_regs = grid_of(m)
     return work_of(ratings, users, items, n.train / n.ratings, n.validation / n.ratings,
-                   ranks, n_regs, m.best_params.rank, max_iter, m.test.evaluated_users / n.users)
+                   ranks, n_regs, m.best_params.rank, max_iter, m.test.evaluated_users / n.users, sample_bound)
 
 
-def measured_work(m: RunMetrics, max_iter: int) -> Work:
+def measured_work(m: RunMetrics, max_iter: int, sample_bound: int = 0) -> Work:
     n = m.counts
-    return work_like(m, n.ratings, n.users, n.items, max_iter)
+    return work_like(m, n.ratings, n.users, n.items, max_iter, sample_bound)
+
+
+def driver_tune_seconds(m: RunMetrics, measured: Work, target: Work) -> float:
+    """Tuning's wall time on the driver, with as many threads as the measured run had."""
+    return m.timings_s.get("tune", 0.0) * target.tune_flops / measured.tune_flops
 
 
 def local_cores(m: RunMetrics) -> int:
@@ -83,18 +100,18 @@ def local_cores(m: RunMetrics) -> int:
 
 
 def core_seconds(m: RunMetrics, measured: Work, target: Work) -> dict[str, float]:
-    """Each stage's measured core-seconds scaled by how much more of its own work the target has."""
+    """Each executor stage's measured core-seconds scaled by how much more of its own work the
+    target has (tuning runs on the driver: driver_tune_seconds)."""
     t = m.timings_s
     cores = local_cores(m)
     ratio = {
-        "tune": target.tune_flops / measured.tune_flops,
         "fit": target.fit_flops / measured.fit_flops,
         "recommend": target.topn_cells / measured.topn_cells,
         "evaluate": target.topn_cells / measured.topn_cells,
     }
     linear = target.ratings / measured.ratings
     return {stage: seconds * cores * ratio.get(stage, linear) for stage, seconds in t.items()
-            if stage != "publish"}
+            if stage not in ("publish", "tune")}
 
 
 def main() -> int:
@@ -108,27 +125,26 @@ def main() -> int:
     parser.add_argument("--ratings", type=float, default=R1["ratings"])
     parser.add_argument("--users", type=float, default=R1["users"])
     parser.add_argument("--items", type=float, default=R1["items"])
+    parser.add_argument("--tune-sample-ratings", type=int, default=TuningOptions.sample_ratings,
+                        help="the runs' --tune-sample-ratings (the measured run's and the target's)")
     opts = parser.parse_args()
     m = RunMetrics.from_json(opts.metrics.read_text())
-    n = m.counts
-    measured = measured_work(m, opts.max_iter)
-    target = work_like(m, opts.ratings, opts.users, opts.items, opts.max_iter)
-    ranks, n_regs = grid_of(m)
+    n, bound = m.counts, opts.tune_sample_ratings
+    measured = measured_work(m, opts.max_iter, bound)
+    target = work_like(m, opts.ratings, opts.users, opts.items, opts.max_iter, bound)
     cores = local_cores(m)
-    rate = measured.tune_flops / (m.timings_s["tune"] * cores)
+    tune_s = driver_tune_seconds(m, measured, target)
     per_stage = core_seconds(m, measured, target)
     total = sum(per_stage.values())
-    by_rank = {r: tuning_flops(opts.ratings * n.train / n.ratings, opts.users, opts.items, [r], n_regs,
-                               opts.max_iter) for r in ranks}
+    share = tuned_share(opts.ratings, n.train / n.ratings, n.validation / n.ratings, bound)
 
     print(f"measured: {n.ratings:,} ratings, {n.users:,} users, {n.items:,} items on {cores} cores; "
-          f"tuning {measured.tune_flops:.3g} FLOP in {m.timings_s['tune']:.1f} s = "
-          f"{rate / 1e9:.2f} GFLOP/s per core (Spark's overheads included)")
+          f"tuning {measured.tune_flops:.3g} FLOP in {m.timings_s['tune']:.1f} s on the driver")
     print(f"target:   {opts.ratings:,.0f} ratings, {opts.users:,.0f} users, {opts.items:,.0f} items; "
-          f"tuning {target.tune_flops:.3g} FLOP ({target.tune_flops / measured.tune_flops:.1f}x), "
-          + ", ".join(f"rank {r} {f / target.tune_flops:.0%}" for r, f in by_rank.items())
-          + f"; top-N {target.topn_cells:.3g} user-artist scores ({target.topn_cells / measured.topn_cells:.1f}x)")
-    print("core-hours by stage at the measured rates: "
+          f"tuning on {share:.1%} of the users ({target.tune_flops / measured.tune_flops:.2f}x the measured "
+          f"tuning's FLOPs): {tune_s:.0f} s on the driver; top-N {target.topn_cells:.3g} user-artist scores "
+          f"({target.topn_cells / measured.topn_cells:.1f}x)")
+    print("executor core-hours by stage at the measured rates: "
           + ", ".join(f"{s} {v / 3600:.2f}" for s, v in sorted(per_stage.items(), key=lambda kv: -kv[1]))
           + f"; total {total / 3600:.2f}")
     vcpu, dpu = GLUE_WORKERS[opts.worker_type]
@@ -138,7 +154,7 @@ def main() -> int:
     print("|---:|---:|---:|---:|---:|")
     for workers in (int(w) for w in opts.workers.split(",")):
         executor_cores = (workers - 1) * vcpu  # one worker runs the driver
-        seconds = START_UP_S + total / (executor_cores * opts.efficiency)
+        seconds = START_UP_S + tune_s + total / (executor_cores * opts.efficiency)
         dpu_hours = workers * dpu * seconds / 3600
         print(f"| {workers} | {executor_cores} | {seconds / 60:.1f} | {dpu_hours:.2f} | "
               f"${dpu_hours * PRICE_PER_DPU_HOUR:.2f} |")

@@ -38,7 +38,8 @@ def test_als_flops_is_the_issue_formula() -> None:
 def test_the_measured_run_scaled_to_itself_costs_what_it_measured() -> None:
     measured = est.measured_work(METRICS, 10)
     seconds = est.core_seconds(METRICS, measured, measured)
-    assert seconds == {k: v * 2 for k, v in TIMINGS.items() if k != "publish"}
+    assert seconds == {k: v * 2 for k, v in TIMINGS.items() if k not in ("publish", "tune")}
+    assert est.driver_tune_seconds(METRICS, measured, measured) == TIMINGS["tune"]
 
 
 def test_each_stage_scales_with_its_own_work() -> None:
@@ -51,4 +52,16 @@ def test_each_stage_scales_with_its_own_work() -> None:
     # the tuning grows by the ratio of its FLOPs: nnz x4, users + items 25k -> 55k
     def grid(nnz: float, users_items: float) -> float:
         return sum(2 * nnz * k**2 + users_items * k**3 / 3 for k in (10, 20, 50))
-    assert seconds["tune"] == pytest.approx(100.0 * 2 * grid(3_200_000, 55_000) / grid(800_000, 25_000))
+    tune_s = est.driver_tune_seconds(METRICS, measured, bigger)  # on the driver: not times the cores
+    assert tune_s == pytest.approx(100.0 * grid(3_200_000, 55_000) / grid(800_000, 25_000))
+
+
+def test_tuning_on_a_bounded_sample_costs_the_same_however_big_the_data() -> None:
+    """Above --tune-sample-ratings, tuning sees a fixed number of ratings (whole users)."""
+    bound = 900_000  # the measured run's train + validation: it tuned on everything
+    measured = est.measured_work(METRICS, 10, bound)
+    n = METRICS.counts
+    huge = est.work_like(METRICS, n.ratings * 100, n.users * 100, n.items, 10, bound)
+    assert est.tuned_share(n.ratings * 100, 0.8, 0.1, bound) == pytest.approx(0.01)
+    assert est.driver_tune_seconds(METRICS, measured, huge) == pytest.approx(TIMINGS["tune"])
+    assert huge.fit_flops > 90 * measured.fit_flops  # the final fit still sees every rating
