@@ -49,7 +49,8 @@ class Work:
 
     tune_flops: float
     fit_flops: float
-    topn_cells: float  # users x items scored (all users, and test users for the evaluation)
+    topn_cells: float  # users x items scored for the top-N of every user
+    eval_cells: float  # test users (at most --eval-users) x items, scored for the ranking metrics
     ratings: float
 
 
@@ -61,12 +62,13 @@ def tuned_share(ratings: float, train_share: float, valid_share: float, bound: i
 
 def work_of(ratings: float, users: float, items: float, train_share: float, valid_share: float,
             ranks: list[int], n_regs: int, best_rank: int, max_iter: int, test_users_share: float,
-            sample_bound: int = 0) -> Work:
+            sample_bound: int = 0, eval_bound: int = 0) -> Work:
     share = tuned_share(ratings, train_share, valid_share, sample_bound)
     return Work(
         tune_flops=tuning_flops(ratings * train_share * share, users * share, items, ranks, n_regs, max_iter),
         fit_flops=als_flops(ratings * (train_share + valid_share), users, items, best_rank) * max_iter,
-        topn_cells=users * items * (1 + test_users_share),
+        topn_cells=users * items,
+        eval_cells=min(users * test_users_share, eval_bound or users) * items,
         ratings=ratings)
 
 
@@ -76,17 +78,18 @@ def grid_of(m: RunMetrics) -> tuple[list[int], int]:
 
 
 def work_like(m: RunMetrics, ratings: float, users: float, items: float, max_iter: int,
-              sample_bound: int = 0) -> Work:
+              sample_bound: int = 0, eval_bound: int = 0) -> Work:
     """The work of a run with the measured run's settings and split, on data of the given size."""
     n = m.counts
     ranks, n_regs = grid_of(m)
     return work_of(ratings, users, items, n.train / n.ratings, n.validation / n.ratings,
-                   ranks, n_regs, m.best_params.rank, max_iter, m.test.evaluated_users / n.users, sample_bound)
+                   ranks, n_regs, m.best_params.rank, max_iter, m.test.evaluated_users / n.users, sample_bound,
+                   eval_bound)
 
 
 def measured_work(m: RunMetrics, max_iter: int, sample_bound: int = 0) -> Work:
     n = m.counts
-    return work_like(m, n.ratings, n.users, n.items, max_iter, sample_bound)
+    return work_like(m, n.ratings, n.users, n.items, max_iter, sample_bound)  # evaluated as measured
 
 
 def driver_tune_seconds(m: RunMetrics, measured: Work, target: Work) -> float:
@@ -107,7 +110,7 @@ def core_seconds(m: RunMetrics, measured: Work, target: Work) -> dict[str, float
     ratio = {
         "fit": target.fit_flops / measured.fit_flops,
         "recommend": target.topn_cells / measured.topn_cells,
-        "evaluate": target.topn_cells / measured.topn_cells,
+        "evaluate": target.eval_cells / measured.eval_cells,
     }
     linear = target.ratings / measured.ratings
     return {stage: seconds * cores * ratio.get(stage, linear) for stage, seconds in t.items()
@@ -127,11 +130,17 @@ def main() -> int:
     parser.add_argument("--items", type=float, default=R1["items"])
     parser.add_argument("--tune-sample-ratings", type=int, default=TuningOptions.sample_ratings,
                         help="the runs' --tune-sample-ratings (the measured run's and the target's)")
+    parser.add_argument("--eval-users", type=int, default=TuningOptions.eval_users,
+                        help="the target run's --eval-users")
     opts = parser.parse_args()
     m = RunMetrics.from_json(opts.metrics.read_text())
+    if m.tuning.reused or not m.grid:
+        print(f"error: {opts.metrics} is a run that reused {m.tuning.reused_from}'s tuning: it measured no "
+              "tuning to scale. Give the metrics.json of a run that tuned (--tuning full).", file=sys.stderr)
+        return 2
     n, bound = m.counts, opts.tune_sample_ratings
     measured = measured_work(m, opts.max_iter, bound)
-    target = work_like(m, opts.ratings, opts.users, opts.items, opts.max_iter, bound)
+    target = work_like(m, opts.ratings, opts.users, opts.items, opts.max_iter, bound, opts.eval_users)
     cores = local_cores(m)
     tune_s = driver_tune_seconds(m, measured, target)
     per_stage = core_seconds(m, measured, target)
@@ -143,21 +152,22 @@ def main() -> int:
     print(f"target:   {opts.ratings:,.0f} ratings, {opts.users:,.0f} users, {opts.items:,.0f} items; "
           f"tuning on {share:.1%} of the users ({target.tune_flops / measured.tune_flops:.2f}x the measured "
           f"tuning's FLOPs): {tune_s:.0f} s on the driver; top-N {target.topn_cells:.3g} user-artist scores "
-          f"({target.topn_cells / measured.topn_cells:.1f}x)")
+          f"({target.topn_cells / measured.topn_cells:.1f}x), ranking metrics over "
+          f"{target.eval_cells / opts.items:,.0f} test users")
     print("executor core-hours by stage at the measured rates: "
           + ", ".join(f"{s} {v / 3600:.2f}" for s, v in sorted(per_stage.items(), key=lambda kv: -kv[1]))
           + f"; total {total / 3600:.2f}")
     vcpu, dpu = GLUE_WORKERS[opts.worker_type]
     print()
     print(f"| {opts.worker_type} workers | executor cores | minutes (start-up included) | DPU-hours | cost at "
-          f"${PRICE_PER_DPU_HOUR}/DPU-hour |")
-    print("|---:|---:|---:|---:|---:|")
+          f"${PRICE_PER_DPU_HOUR}/DPU-hour | minutes when the tuning is reused (--tuning auto) |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for workers in (int(w) for w in opts.workers.split(",")):
         executor_cores = (workers - 1) * vcpu  # one worker runs the driver
         seconds = START_UP_S + tune_s + total / (executor_cores * opts.efficiency)
         dpu_hours = workers * dpu * seconds / 3600
         print(f"| {workers} | {executor_cores} | {seconds / 60:.1f} | {dpu_hours:.2f} | "
-              f"${dpu_hours * PRICE_PER_DPU_HOUR:.2f} |")
+              f"${dpu_hours * PRICE_PER_DPU_HOUR:.2f} | {(seconds - tune_s) / 60:.1f} |")
     return 0
 
 

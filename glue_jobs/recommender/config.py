@@ -159,6 +159,10 @@ OPTIONS: tuple[Option, ...] = (
            "tune on the ratings of a random sample of users holding at most this many (0: all); "
            "parameters found on a few million ratings carry over",
            valid=lambda v: v >= 0, problem="{flag} must be 0 (no bound) or more, got {v}"),
+    Option("eval-users", "tuning", "eval_users", _integer, 100_000,
+           "ranking metrics on the test split over about this many users, drawn by a seeded hash "
+           "(0: all); RMSE and MAE always use every test rating",
+           valid=lambda v: v >= 0, problem="{flag} must be 0 (no bound) or more, got {v}"),
     Option("popularity-weights", "tuning", "popularity_weights", _numbers, (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
            "ranking bonus per log(1+ratings of the artist), as shares of the rating scale, tried on "
            "validation NDCG (0 alone: rank by predicted score)",
@@ -265,6 +269,7 @@ class TuningOptions(_Checked):
     test_share: float = _DEFAULTS["test_share"]
     parallelism: int = _DEFAULTS["parallelism"]
     sample_ratings: int = _DEFAULTS["sample_ratings"]
+    eval_users: int = _DEFAULTS["eval_users"]
     popularity_weights: tuple[float, ...] = _DEFAULTS["popularity_weights"]
     tuning_mode: TuningMode = _DEFAULTS["tuning_mode"]
     retune_change: float = _DEFAULTS["retune_change"]

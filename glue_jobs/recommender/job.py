@@ -68,8 +68,8 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         with timer("fit"):
             fitted = held.enter_context(stages.fit(spark, splits, tuned.result, model_opts))
         with timer("evaluate"):
-            tested = stages.evaluate_on_test(spark, fitted, splits, inputs.blocked, feedback, tune_opts.k,
-                                             tune_opts.relevance_threshold)
+            tested = stages.evaluate_on_test(spark, fitted, splits, inputs.blocked, feedback, tune_opts,
+                                             model_opts.seed)
         gate = stages.quality_gate(tested, feedback, config.gates)
         with timer("recommend"):
             recs = held.enter_context(stages.recommend_all(spark, fitted, splits.whole, inputs, model_opts,

@@ -162,7 +162,8 @@ def tune(spark: SparkSession, splits: Splits, inputs: Inputs, previous: reuse.Pr
     """Tunes on the validation split, or takes the parameters of the published run (`--tuning`).
     A reused run measured no grid and no weight curve: both stay empty in its metrics, and the
     run that tuned (`origin.reused_from`) holds them."""
-    decision = reuse.decide(previous, inputs.ratings, tune_opts)
+    span = options.feedback.rating_scale[1] - options.feedback.rating_scale[0]
+    decision = reuse.decide(previous, inputs.ratings, tune_opts, span=span)
     if decision.params is None:
         return Tuned(tuning.tune(spark, splits.train, splits.valid, inputs.blocked, options, tune_opts),
                      decision.origin)
@@ -205,11 +206,16 @@ def _ranking(metrics: dict[str, float]) -> Ranking:
 
 
 def evaluate_on_test(spark: SparkSession, fitted: Fitted, splits: Splits, blocked: DataFrame,
-                     feedback: Feedback, k: int, threshold: float) -> TestMetrics:
+                     feedback: Feedback, options: TuningOptions, seed: int) -> TestMetrics:
+    k, threshold = options.k, options.relevance_threshold
     errors = _rating_errors(fitted, splits.test) if feedback.has_ratings else {}
-    relevant = evaluate.relevant_items(splits.test, feedback, threshold).cache()
+    relevant = evaluate.relevant_items(splits.test, feedback, threshold)
+    relevant = some_users(relevant, options.eval_users, seed).cache()
     test_users = relevant.select(c.USER_ID).distinct()
-    exclude = splits.fit_data.select(c.USER_ID, c.ARTIST_ID).unionByName(blocked)
+    # Only the evaluated users' exclusions: with --eval-users, grouping everyone's would cost a
+    # shuffle of all the ratings twice (model and popularity).
+    exclude = (splits.fit_data.select(c.USER_ID, c.ARTIST_ID).unionByName(blocked)
+               .join(test_users, c.USER_ID, "left_semi"))
     recs = recommend.recommend(spark, fitted.model, test_users, exclude, k, fitted.catalog)
     ranking = _ranking(evaluate.ranking_metrics(recs, relevant, k))
     popularity = evaluate.popularity(splits.fit_data, feedback, threshold)
@@ -223,6 +229,19 @@ def evaluate_on_test(spark: SparkSession, fitted: Fitted, splits: Splits, blocke
              baselines.bias_rmse, k, ranking.ndcg_at_k, baselines.popularity.ndcg_at_k,
              f"{tested.evaluated_users:,}")
     return tested
+
+
+def some_users(rows: DataFrame, bound: int, seed: int) -> DataFrame:
+    """The rows of about `bound` users, drawn by a seeded hash of the user id (the same
+    users whatever the partitioning); all rows when there are fewer users or bound is 0. Ranking
+    metrics over 100,000 users are as precise as over millions, and top-N for each costs
+    users x artists."""
+    users = rows.select(c.USER_ID).distinct().count() if bound else 0
+    if not bound or users <= bound:
+        return rows
+    buckets = 1_000_000
+    keep = F.pmod(F.xxhash64(F.col(c.USER_ID), F.lit(seed)), F.lit(buckets)) < F.lit(max(1, bound * buckets // users))
+    return rows.filter(keep)
 
 
 def _rating_errors(fitted: Fitted, test: DataFrame) -> dict[str, float | None]:

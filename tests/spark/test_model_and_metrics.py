@@ -75,6 +75,20 @@ def test_top_n_scores_are_the_models_predicted_ratings(spark) -> None:
     assert shown[(1, 10)] == pytest.approx(40 + 5 + 3 + 10 * (2 + 2))
 
 
+def test_ranking_metrics_are_measured_on_a_seeded_sample_of_whole_users(spark) -> None:
+    from glue_jobs.recommender.stages import some_users
+
+    rows = frame(spark, [(u, a, 80) for u in range(1, 2001) for a in (1, 2)])
+    kept = some_users(rows, 200, 42)
+    users = {r.user_id for r in kept.select(c.USER_ID).distinct().collect()}
+    assert 120 <= len(users) <= 280  # about the bound: a hash draw, not an exact count
+    assert kept.count() == 2 * len(users)  # whole users: every row of each one kept
+    again = {r.user_id for r in some_users(rows.repartition(7), 200, 42).select(c.USER_ID).distinct().collect()}
+    assert again == users  # the same users whatever the partitioning
+    assert {r.user_id for r in some_users(rows, 200, 7).select(c.USER_ID).distinct().collect()} != users
+    assert some_users(rows, 5000, 42).count() == some_users(rows, 0, 42).count() == 4000
+
+
 def plain_ranking(recs: dict[int, list[int]], relevant: dict[int, set[int]], k: int) -> dict[str, float]:
     """Textbook definitions, one user at a time, averaged over users with relevant items."""
     p = r = n = ap = 0.0

@@ -65,3 +65,8 @@ def test_tuning_on_a_bounded_sample_costs_the_same_however_big_the_data() -> Non
     assert est.tuned_share(n.ratings * 100, 0.8, 0.1, bound) == pytest.approx(0.01)
     assert est.driver_tune_seconds(METRICS, measured, huge) == pytest.approx(TIMINGS["tune"])
     assert huge.fit_flops > 90 * measured.fit_flops  # the final fit still sees every rating
+    # ranking metrics over at most --eval-users test users: the evaluation stops growing there
+    evaluated = est.work_like(METRICS, n.ratings * 100, n.users * 100, n.items, 10, bound, eval_bound=15_000)
+    seconds = est.core_seconds(METRICS, measured, evaluated)
+    assert seconds["evaluate"] == pytest.approx(TIMINGS["evaluate"] * 2)
+    assert seconds["recommend"] == pytest.approx(TIMINGS["recommend"] * 2 * 100)
