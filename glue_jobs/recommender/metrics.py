@@ -70,6 +70,7 @@ class TuningOrigin:
     mode: str = "full"  # "full" | "reused"; metrics.json from before --tuning holds no key: they all tuned
     reused_from: str | None = None
     reason: str = ""
+    tuned_ratings: int | None = None  # the learnable ratings of the run that tuned: drift is measured from it
 
     @property
     def reused(self) -> bool:
@@ -78,7 +79,7 @@ class TuningOrigin:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> TuningOrigin:
         d = d or {}
-        return cls(d.get("mode", "full"), d.get("reused_from"), d.get("reason", ""))
+        return cls(d.get("mode", "full"), d.get("reused_from"), d.get("reason", ""), d.get("tuned_ratings"))
 
 
 @dataclass(frozen=True)

@@ -78,32 +78,59 @@ def _read_published(runs_root: str | None, feedback: Feedback) -> Previous:
     return Previous(metrics)
 
 
-def decide(previous: Previous, ratings: int, options: TuningOptions, now: datetime | None = None) -> Decision:
+def decide(previous: Previous, ratings: int, options: TuningOptions, now: datetime | None = None,
+           span: float = Feedback.EXPLICIT.rating_scale[1]) -> Decision:
     """Tune, or reuse the published run's best parameters: `--tuning reuse` always reuses, `auto`
-    while the learnable ratings changed by less than --retune-change since the published run and
-    the run that tuned them is younger than --retune-days. Logged with its reason."""
+    while the learnable ratings changed by less than --retune-change since the run that tuned them
+    (not just since the published run: a chain of small changes adds up) and that run is younger
+    than --retune-days. Parameters this run's settings could not have chosen (another --metric or
+    --k, a rank, regParam or popularity weight outside this run's grid) are never reused. `span`:
+    the rating scale's width, which popularity weights are shares of. Logged with its reason."""
     if options.tuning_mode is TuningMode.FULL or previous.metrics is None:
-        return _tune(previous.missing)
+        return _tune(previous.missing, ratings)
     published = previous.metrics
-    change = (ratings - published.counts.ratings) / max(published.counts.ratings, 1)
+    unfit = _outside_this_grid(published, options, span)
+    if unfit and options.tuning_mode is TuningMode.REUSE:
+        raise JobFailed(f"--tuning reuse cannot reuse {previous.tuned_by}'s tuning: {unfit}. Run with "
+                        "--tuning full (or the settings it was tuned with). Nothing was trained or published.")
+    if unfit:
+        return _tune(f"{previous.tuned_by}'s tuning does not fit this run: {unfit}", ratings)
+    base = published.tuning.tuned_ratings or published.counts.ratings
+    change = (ratings - base) / max(base, 1)
     tuned_at = c.run_id_time(previous.tuned_by)
     age = ((now or datetime.now(UTC)) - tuned_at).total_seconds() / SECONDS_PER_DAY if tuned_at else None
     if options.tuning_mode is TuningMode.AUTO:
         if abs(change) >= options.retune_change:
-            return _tune(f"ratings changed {change:+.1%} since {published.run_id} "
-                         f"(--retune-change {options.retune_change:g})")
+            return _tune(f"ratings changed {change:+.1%} since {previous.tuned_by} tuned "
+                         f"(--retune-change {options.retune_change:g})", ratings)
         if age is None:
-            return _tune(f"cannot tell when {previous.tuned_by} tuned: not a run id")
+            return _tune(f"cannot tell when {previous.tuned_by} tuned: not a run id", ratings)
         if age >= options.retune_days:
-            return _tune(f"{previous.tuned_by} tuned {age:.1f} days ago (--retune-days {options.retune_days:g})")
-    tuned = f"tuned {age:.1f} days ago" if age is not None else f"tuned by {previous.tuned_by}"
-    reason = f"ratings {change:+.1%} since {published.run_id}, {tuned}"
+            return _tune(f"{previous.tuned_by} tuned {age:.1f} days ago (--retune-days {options.retune_days:g})",
+                         ratings)
+    reason = f"ratings {change:+.1%} since {previous.tuned_by} tuned them" + (
+        f" {age:.1f} days ago" if age is not None else "")
     best = published.best_params
     log.info("reusing rank=%s reg=%s weight=%g from %s (%s)", best.rank, best.reg_param,
              best.popularity_weight, previous.tuned_by, reason)
-    return Decision(TuningOrigin("reused", previous.tuned_by, reason), best)
+    return Decision(TuningOrigin("reused", previous.tuned_by, reason, base), best)
 
 
-def _tune(reason: str) -> Decision:
+def _outside_this_grid(published: RunMetrics, options: TuningOptions, span: float) -> str:
+    """Why this run's settings could not have chosen the published parameters ("" when they could)."""
+    best = published.best_params
+    weights = {round(w * span, 6) for w in options.popularity_weights}
+    return "; ".join(problem for problem, wrong in (
+        (f"chosen by {published.selection_metric}, this run selects by {options.metric}",
+         published.selection_metric != options.metric),
+        (f"ranked at k={published.k}, this run at k={options.k}", published.k != options.k),
+        (f"rank {best.rank} is not in --ranks", best.rank not in options.ranks),
+        (f"regParam {best.reg_param:g} is not in --reg-params", best.reg_param not in options.reg_params),
+        (f"popularity weight {best.popularity_weight:g} is not in --popularity-weights",
+         round(best.popularity_weight, 6) not in weights),
+    ) if wrong)
+
+
+def _tune(reason: str, ratings: int | None = None) -> Decision:
     log.info("tuning: %s", reason)
-    return Decision(TuningOrigin("full", None, reason), None)
+    return Decision(TuningOrigin("full", None, reason, ratings), None)

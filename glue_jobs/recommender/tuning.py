@@ -242,6 +242,8 @@ def sample_users(spark: SparkSession, ratings: DataFrame, bound: int, seed: int)
     counts = collect_arrays(ratings.groupBy(c.USER_ID).count(), [c.USER_ID, "count"])
     counts = counts[np.argsort(counts[:, 0])][np.random.default_rng(seed).permutation(len(counts))]
     chosen = counts[np.cumsum(counts[:, 1]) <= bound, 0]
+    if chosen.size == 0:  # the first user drawn alone holds more than the bound: tune on that one
+        chosen = counts[:1, 0]
     return spark.createDataFrame([(int(u),) for u in chosen], f"{c.USER_ID} int")
 
 

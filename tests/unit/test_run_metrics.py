@@ -36,7 +36,8 @@ def test_metrics_json_from_before_tuning_reuse_reads_as_a_run_that_tuned() -> No
 
 
 def test_a_reused_tuning_round_trips_with_the_run_it_came_from() -> None:
-    doc = metrics_json(tuning={"mode": "reused", "reused_from": "20261129T160000Z-3f2a", "reason": "ratings +5.0%"})
+    doc = metrics_json(tuning={"mode": "reused", "reused_from": "20261129T160000Z-3f2a", "reason": "ratings +5.0%",
+                               "tuned_ratings": 18900})
     typed = RunMetrics.from_json(json.dumps(doc))
     assert typed.tuning.reused and typed.tuning.reused_from == "20261129T160000Z-3f2a"
     assert json.loads(typed.to_json())["tuning"] == doc["tuning"]

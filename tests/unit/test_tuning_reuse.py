@@ -45,7 +45,7 @@ def test_a_small_recent_change_reuses_the_published_params(tmp_path: Path, caplo
         decision = decide(published_run(str(tmp_path), AUTO, Feedback.EXPLICIT), int(RATINGS * 1.048), AUTO, NOW)
     assert decision.params == BestParams(rank=10, reg_param=0.1, popularity_weight=30.0)
     assert (decision.origin.mode, decision.origin.reused_from) == ("reused", TUNED)
-    assert f"reusing rank=10 reg=0.1 weight=30 from {TUNED} (ratings +4.8% since {TUNED}, tuned 2.0 days ago)" \
+    assert f"reusing rank=10 reg=0.1 weight=30 from {TUNED} (ratings +4.8% since {TUNED} tuned them 2.0 days ago)" \
         in caplog.text
 
 
@@ -78,7 +78,29 @@ def test_a_chain_of_reuses_counts_the_days_from_the_run_that_tuned(tmp_path: Pat
     assert not choose(tmp_path, TuningOptions(retune_days=1.0))[0]
     reused, reused_from, reason = choose(tmp_path, TuningOptions(retune_days=3.0))
     assert reused and reused_from == TUNED
-    assert reason == f"ratings +0.0% since {REUSING}, tuned 2.0 days ago"
+    assert reason == f"ratings +0.0% since {TUNED} tuned them 2.0 days ago"
+
+
+def test_a_chain_of_small_changes_is_measured_from_the_ratings_that_were_tuned_on(tmp_path: Path) -> None:
+    """Each reusing run is published: +10% on +10% on +10% must not pass a 25% threshold forever."""
+    tuned_on = round(RATINGS / 1.2)  # REUSING already had 20% more than TUNED tuned on
+    publish(tmp_path, REUSING, tuning={"mode": "reused", "reused_from": TUNED, "reason": "",
+                                       "tuned_ratings": tuned_on})
+    reused, _, reason = choose(tmp_path, ratings=round(RATINGS * 1.1))  # +10% since REUSING, +32% since TUNED
+    assert not reused and reason.startswith(f"ratings changed +32.0% since {TUNED} tuned")
+    decision = decide(published_run(str(tmp_path), AUTO, Feedback.EXPLICIT), RATINGS, AUTO, NOW)
+    assert decision.origin.tuned_ratings == tuned_on  # carried along the chain
+
+
+def test_parameters_this_runs_grid_could_not_choose_are_not_reused(tmp_path: Path) -> None:
+    publish(tmp_path)  # rank 10, regParam 0.1, weight 30 (0.3 of the scale), chosen by rmse at k=10
+    narrower = TuningOptions(ranks=(20, 50), popularity_weights=(0.0,))
+    reused, _, reason = choose(tmp_path, narrower)
+    assert not reused and "rank 10 is not in --ranks" in reason and "popularity weight 30 is not in" in reason
+    assert not choose(tmp_path, TuningOptions(metric="ndcg"))[0]
+    assert not choose(tmp_path, TuningOptions(k=5))[0]
+    with pytest.raises(JobFailed, match="--tuning reuse cannot reuse .*rank 10 is not in --ranks"):
+        choose(tmp_path, TuningOptions(tuning_mode=TuningMode.REUSE, ranks=(20,)))
 
 
 def test_full_always_tunes_without_reading_the_published_run(tmp_path: Path) -> None:
