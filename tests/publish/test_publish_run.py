@@ -5,6 +5,7 @@ failed flip that leaves or puts every sink back on the previous run, and the rol
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Iterator
@@ -175,6 +176,25 @@ def test_a_failed_last_flip_rolls_the_flipped_sinks_back(spark: Any, tmp_path: P
     assert f"aurora rolled back to {RUN_A}; dynamodb rolled back to {RUN_A}" in str(err.value)
     assert serving(sinks) == {"dynamodb": RUN_A, "aurora": RUN_A, "files": RUN_A}
     assert model_runs(sinks)[RUN_A].status == "published"
+
+
+def test_taking_the_pointer_back_restores_the_pointer_as_it_was(spark: Any, tmp_path: Path,
+                                                                 sinks: PublishSettings,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API checks k against the pointer's top_n: after C (top 7) is taken back, B serves
+    with B's top_n and B's previous run again."""
+    assert sinks.dynamo
+    publish_run(make_run(spark, tmp_path, RUN_A), sinks)
+    publish_run(make_run(spark, tmp_path, RUN_B, artist_base=500), sinks)
+
+    def denied(root: str, run_id: str) -> None:
+        raise PermissionError("AccessDenied")
+
+    monkeypatch.setattr(files, "point_latest", denied)
+    with pytest.raises(PublishError, match=f"dynamodb rolled back to {RUN_B}"):
+        publish_run(dataclasses.replace(make_run(spark, tmp_path, RUN_C, artist_base=900), top_n=7), sinks)
+    pointer = dynamo.read_pointer(sinks.dynamo.client(), sinks.dynamo.table)
+    assert pointer and (pointer.run_id, pointer.top_n, pointer.previous_run_id) == (RUN_B, TOP_N, RUN_A)
 
 
 def test_taking_a_flip_back_never_replaces_a_run_published_in_between(

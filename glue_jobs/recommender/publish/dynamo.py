@@ -213,13 +213,14 @@ class DynamoSink:
     def __init__(self, settings: DynamoSettings) -> None:
         self.settings = settings
         self.client = settings.client()
+        self.before: c.ActivePointer | None = None  # the pointer as last read, for undo
 
     def check(self) -> None:
         check_table(self.client, self.settings.table)
 
     def active_run(self) -> str | None:
-        pointer = read_pointer(self.client, self.settings.table)
-        return pointer.run_id if pointer else None
+        self.before = read_pointer(self.client, self.settings.table)
+        return self.before.run_id if self.before else None
 
     def stage(self, run: RunToPublish) -> dict[str, Any]:
         n = stage_items(self.settings, run.run_id, run.recommendations, run.popular, datetime.now(UTC))
@@ -243,13 +244,22 @@ class DynamoSink:
                                         ConditionExpression=f"{c.DDB_ACTIVE_RUN} = :ours",
                                         ExpressionAttributeValues=ours)
                 return "dynamodb pointer names no run again"
-            self.client.update_item(
-                TableName=self.settings.table, Key=pointer_key(),
-                UpdateExpression=f"SET {c.DDB_ACTIVE_RUN} = :prev, {c.DDB_UPDATED_AT} = :at "
-                                 f"REMOVE {c.DDB_PREVIOUS_RUN}",
-                ConditionExpression=f"{c.DDB_ACTIVE_RUN} = :ours",
-                ExpressionAttributeValues={**ours, ":prev": {"S": previous},
-                                           ":at": {"S": datetime.now(UTC).isoformat()}})
+            # The pointer as it was before this run: its top_n (the API's limit on k) and its
+            # previous run too, when publish_run read it (active_run) before flipping.
+            before = self.before if self.before and self.before.run_id == previous else None
+            values: dict[str, Any] = {**ours, ":prev": {"S": previous}, ":at": {"S": datetime.now(UTC).isoformat()}}
+            update = f"SET {c.DDB_ACTIVE_RUN} = :prev, {c.DDB_UPDATED_AT} = :at"
+            if before and before.top_n is not None:
+                values[":n"] = {"N": str(before.top_n)}
+                update += f", {c.DDB_TOP_N} = :n"
+            if before and before.previous_run_id:
+                values[":pp"] = {"S": before.previous_run_id}
+                update += f", {c.DDB_PREVIOUS_RUN} = :pp"
+            else:
+                update += f" REMOVE {c.DDB_PREVIOUS_RUN}"
+            self.client.update_item(TableName=self.settings.table, Key=pointer_key(), UpdateExpression=update,
+                                    ConditionExpression=f"{c.DDB_ACTIVE_RUN} = :ours",
+                                    ExpressionAttributeValues=values)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
