@@ -123,7 +123,7 @@ def prepare(train: DataFrame, feedback: Feedback, bias_reg: float) -> Prepared:
 
 
 def fit(prepared: Prepared, *, feedback: Feedback, rank: int, reg_param: float, max_iter: int,
-        alpha: float, seed: int, blocks: int, rating_scale: tuple[float, float]) -> RecommenderModel:
+        alpha: float, seed: int, blocks: int) -> RecommenderModel:
     als_model = _als(feedback, rank, reg_param, max_iter, alpha, seed, blocks).fit(prepared.data)
     user_f = als_model.userFactors.withColumnRenamed("id", c.USER_ID)
     item_f = als_model.itemFactors.withColumnRenamed("id", c.ARTIST_ID)
@@ -146,7 +146,7 @@ def fit(prepared: Prepared, *, feedback: Feedback, rank: int, reg_param: float, 
              .select(c.ARTIST_ID, F.coalesce(BIAS, F.lit(0.0)).alias(BIAS), FEATURES,
                      F.coalesce(N_RATINGS, F.lit(0)).cast("long").alias(N_RATINGS)))
     params = ModelParams(feedback, rank, reg_param, max_iter, mu, prepared.scale,
-                         rating_scale[0], rating_scale[1], seed)
+                         *feedback.rating_scale, seed)
     return RecommenderModel(params, users.cache(), items.cache())
 
 

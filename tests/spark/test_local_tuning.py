@@ -42,7 +42,7 @@ def small(spark):  # type: ignore[no-untyped-def]
 
 def spark_fit(prepared: model.Prepared) -> model.RecommenderModel:
     return model.fit(prepared, feedback=Feedback.EXPLICIT, rank=RANK, reg_param=REG, max_iter=ITERS, alpha=1.0,
-                     seed=SEED, blocks=2, rating_scale=(0.0, 100.0))
+                     seed=SEED, blocks=2)
 
 
 def test_numpy_als_matches_spark_als_on_held_out_ratings(spark, small) -> None:  # type: ignore[no-untyped-def]
