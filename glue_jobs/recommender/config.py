@@ -275,6 +275,11 @@ class TuningOptions(_Checked):
     retune_change: float = _DEFAULTS["retune_change"]
     retune_days: float = _DEFAULTS["retune_days"]
 
+    def popularity_weights_on(self, feedback: Feedback) -> list[float]:
+        """The weights to try, as points on the rating scale (`--popularity-weights` are shares of it)."""
+        span = feedback.rating_scale[1] - feedback.rating_scale[0]
+        return sorted({w * span for w in self.popularity_weights})
+
 
 @dataclass(frozen=True)
 class GateOptions(_Checked):

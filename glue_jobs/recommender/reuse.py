@@ -79,17 +79,17 @@ def _read_published(runs_root: str | None, feedback: Feedback) -> Previous:
 
 
 def decide(previous: Previous, ratings: int, options: TuningOptions, now: datetime | None = None,
-           span: float = Feedback.EXPLICIT.rating_scale[1]) -> Decision:
+           feedback: Feedback = Feedback.EXPLICIT) -> Decision:
     """Tune, or reuse the published run's best parameters: `--tuning reuse` always reuses, `auto`
     while the learnable ratings changed by less than --retune-change since the run that tuned them
     (not just since the published run: a chain of small changes adds up) and that run is younger
     than --retune-days. Parameters this run's settings could not have chosen (another --metric or
-    --k, a rank, regParam or popularity weight outside this run's grid) are never reused. `span`:
-    the rating scale's width, which popularity weights are shares of. Logged with its reason."""
+    --k, a rank, regParam or popularity weight outside this run's grid) are never reused. Logged
+    with its reason."""
     if options.tuning_mode is TuningMode.FULL or previous.metrics is None:
         return _tune(previous.missing, ratings)
     published = previous.metrics
-    unfit = _outside_this_grid(published, options, span)
+    unfit = _outside_this_grid(published, options, feedback)
     if unfit and options.tuning_mode is TuningMode.REUSE:
         raise JobFailed(f"--tuning reuse cannot reuse {previous.tuned_by}'s tuning: {unfit}. Run with "
                         "--tuning full (or the settings it was tuned with). Nothing was trained or published.")
@@ -116,10 +116,10 @@ def decide(previous: Previous, ratings: int, options: TuningOptions, now: dateti
     return Decision(TuningOrigin("reused", previous.tuned_by, reason, base), best)
 
 
-def _outside_this_grid(published: RunMetrics, options: TuningOptions, span: float) -> str:
+def _outside_this_grid(published: RunMetrics, options: TuningOptions, feedback: Feedback) -> str:
     """Why this run's settings could not have chosen the published parameters ("" when they could)."""
     best = published.best_params
-    weights = {round(w * span, 6) for w in options.popularity_weights}
+    weights = {round(w, 6) for w in options.popularity_weights_on(feedback)}
     return "; ".join(problem for problem, wrong in (
         (f"chosen by {published.selection_metric}, this run selects by {options.metric}",
          published.selection_metric != options.metric),

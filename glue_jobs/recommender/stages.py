@@ -162,8 +162,7 @@ def tune(spark: SparkSession, splits: Splits, inputs: Inputs, previous: reuse.Pr
     """Tunes on the validation split, or takes the parameters of the published run (`--tuning`).
     A reused run measured no grid and no weight curve: both stay empty in its metrics, and the
     run that tuned (`origin.reused_from`) holds them."""
-    span = options.feedback.rating_scale[1] - options.feedback.rating_scale[0]
-    decision = reuse.decide(previous, inputs.ratings, tune_opts, span=span)
+    decision = reuse.decide(previous, inputs.ratings, tune_opts, feedback=options.feedback)
     if decision.params is None:
         return Tuned(tuning.tune(spark, splits.train, splits.valid, inputs.blocked, options, tune_opts),
                      decision.origin)
@@ -188,7 +187,7 @@ def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options
     prepared = model.prepare(splits.fit_data, options.feedback, options.bias_reg)
     fitted = model.fit(prepared, feedback=options.feedback, rank=best.rank, reg_param=best.reg_param,
                        max_iter=options.max_iter, alpha=options.alpha, seed=options.seed,
-                       blocks=tuning.als_blocks(spark), rating_scale=options.feedback.rating_scale)
+                       blocks=tuning.als_blocks(spark))
     fitted = tuning.replace_weight(fitted, tuned.popularity_weight)
     log.info("fitting rank=%d reg=%g on train + validation (%d iterations)", best.rank, best.reg_param,
              options.max_iter)

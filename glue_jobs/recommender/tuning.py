@@ -142,8 +142,7 @@ def tune_on_spark(spark: SparkSession, train: DataFrame, valid: DataFrame, block
                          fold_train: DataFrame = fold_train,
                          fold_valid: DataFrame = fold_valid) -> tuple[float, RecommenderModel]:
             fitted = fit(prepared, feedback=model.feedback, rank=params[0], reg_param=params[1],
-                         max_iter=model.max_iter, alpha=model.alpha, seed=model.seed, blocks=blocks,
-                         rating_scale=model.feedback.rating_scale)
+                         max_iter=model.max_iter, alpha=model.alpha, seed=model.seed, blocks=blocks)
             return validation_score(spark, fitted, fold_train, fold_valid, blocked, model.feedback, tuning), fitted
 
         with ThreadPoolExecutor(max_workers=tuning.parallelism) as pool:
@@ -173,7 +172,7 @@ def tune_popularity_weight(spark: SparkSession, fitted: RecommenderModel, train:
                            tuning: TuningOptions) -> tuple[float, list[dict[str, float]]]:
     """Picks the ranking's popularity weight by validation NDCG@k. Only rankings are scored
     again (no refit), so trying several weights costs seconds."""
-    weights = popularity_weights(feedback, tuning)
+    weights = tuning.popularity_weights_on(feedback)
     if len(weights) == 1:
         return weights[0], []
     relevant = evaluate.relevant_items(valid, feedback, tuning.relevance_threshold).cache()
@@ -190,12 +189,6 @@ def tune_popularity_weight(spark: SparkSession, fitted: RecommenderModel, train:
     relevant.unpersist()
     users.unpersist()
     return best_weight(curve), curve
-
-
-def popularity_weights(feedback: Feedback, tuning: TuningOptions) -> list[float]:
-    """The weights to try, as points on the rating scale (`--popularity-weights` are shares of it)."""
-    span = feedback.rating_scale[1] - feedback.rating_scale[0]
-    return sorted({w * span for w in tuning.popularity_weights})
 
 
 def best_weight(curve: list[dict[str, float]]) -> float:
@@ -336,7 +329,7 @@ def local_popularity_weight(fold: LocalFold, factors: local_als.Factors, feedbac
                             tuning: TuningOptions) -> tuple[float, list[dict[str, float]]]:
     """tune_popularity_weight on the NumPy model: one scoring of the users with relevant
     validation items, ranked once per weight."""
-    weights = popularity_weights(feedback, tuning)
+    weights = tuning.popularity_weights_on(feedback)
     if len(weights) == 1:
         return weights[0], []
     ndcgs = local_eval.ndcg_at_k(fold.task, fold.prepared, factors, fold.item_counts, tuning.k, weights,
