@@ -39,8 +39,20 @@ def write_partitions(df: Any, writer: PartitionWriter, failure: str, columns: Se
     A task's error (a PublishError, say) arrives wrapped by Py4J: it is raised as a PublishError
     that starts with `failure` and names it."""
     rows = df.select(*columns) if columns else df
+    # Counted as the rows are written: a second job to count them would recompute `df` (for
+    # DynamoDB, a shuffle of every recommendation). An action's accumulator updates count once
+    # per successful task, so a retried task is not counted twice.
+    written = rows.sparkSession.sparkContext.accumulator(0)
+
+    def write(part: Any) -> None:
+        def counted() -> Any:
+            for r in part:
+                written.add(1)
+                yield r.asDict(recursive=True)
+        writer(counted())
+
     try:
-        rows.foreachPartition(lambda part: writer(r.asDict(recursive=True) for r in part))
+        rows.foreachPartition(write)
     except Exception as exc:
         raise PublishError(f"{failure}: {task_error(exc)}") from exc
-    return int(rows.count())
+    return int(written.value)
