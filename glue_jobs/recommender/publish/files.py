@@ -40,11 +40,15 @@ def quicksight_manifest(root: str, run_id: str) -> dict[str, Any]:
             "globalUploadSettings": {"format": "CSV", "delimiter": ",", "containsHeader": "true"}}
 
 
-def point_latest(root: str, run_id: str) -> None:
-    """latest.json -> run_id (a complete run), after the QuickSight manifest. Whether the run
-    may replace the published one is decided before (publish_run, or rollback on purpose)."""
+def point_latest(root: str, run_id: str, *, force: bool = False) -> None:
+    """latest.json -> run_id (a complete run), after the QuickSight manifest. Never to a run older
+    than the one latest.json names, unless forced (rollback, or taking a publish back): publish_run
+    refused older runs before staging, but a newer one may have been published since."""
     require_complete(root, run_id)
     current = read_latest(root)
+    if current and current["run_id"] > run_id and not force:
+        raise PublishError(f"run {run_id} is older than the run {current['run_id']} latest.json names: "
+                           "not replacing it")
     body = {"run_id": run_id, "path": c.run_path(root, run_id),
             "published_at": datetime.now(UTC).isoformat(),
             "previous_run_id": current["run_id"] if current and current["run_id"] != run_id else
@@ -83,17 +87,13 @@ class FilesSink:
         return {}
 
     def activate(self, run: RunToPublish) -> None:
-        # publish_run refused older runs before staging; a newer one may have been published since.
-        now = self.active_run()
-        if now and now > run.run_id:
-            raise PublishError(f"run {run.run_id} is older than the run {now} latest.json names: not replacing it")
         point_latest(self.root, run.run_id)
 
     def abandon(self, run: RunToPublish, reason: str) -> None:
         """The run's files stay: they are complete, only not published."""
 
     def rollback(self, to: str) -> dict[str, Any]:
-        point_latest(self.root, to)
+        point_latest(self.root, to, force=True)
         return {"latest": to}
 
     def undo(self, run: RunToPublish, previous: str | None) -> str:
@@ -102,7 +102,7 @@ class FilesSink:
         if previous is None:
             storage.remove(storage.join(self.root, c.LATEST_FILE))
             return "files: latest.json removed again"
-        point_latest(self.root, previous)
+        point_latest(self.root, previous, force=True)
         return f"files back on {previous}"
 
     def close(self) -> None:
