@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from glue_jobs import contracts as c  # noqa: E402
 from glue_jobs import datagen  # noqa: E402
 from glue_jobs.recommender.metrics import RunMetrics  # noqa: E402
+from glue_jobs.recommender.publish import files  # noqa: E402
 
 
 def _children() -> dict[int, list[int]]:
@@ -155,10 +156,9 @@ def reuse_table(work: Path, size: int) -> list[str]:
         wall, _, code = run_job(["--input", str(data), *args])
         if code:
             return [f"reuse comparison failed at: {name} (exit {code})"]
-        m = RunMetrics.from_json(latest_metrics(root, args))
+        m = RunMetrics.from_json(latest_metrics(args))
         measured.append((wall, m))
-        mode = m.as_dict().get("tuning", {}).get("mode", "full")
-        out.append(f"| {name} | {wall:.1f} | {m.timings_s.get('tune', 0):.1f} | {mode} | "
+        out.append(f"| {name} | {wall:.1f} | {m.timings_s.get('tune', 0):.1f} | {m.tuning.mode} | "
                    f"{m.best_params.rank}, {m.best_params.reg_param} | {fmt(m.rmse, 3)} | {fmt(m.ndcg_at_k)} |")
         print(f"reuse, {name}: {wall:.1f} s", flush=True)
     (reused_wall, reused), (full_wall, full) = measured[1], measured[2]
@@ -168,12 +168,13 @@ def reuse_table(work: Path, size: int) -> list[str]:
     return out
 
 
-def latest_metrics(root: Path, args: list[str]) -> str:
-    """metrics.json of the run just made: under --output, or the newest run under --runs-root."""
+def latest_metrics(args: list[str]) -> str:
+    """metrics.json of the run just made: under --output, or the one published under --runs-root."""
     if "--output" in args:
         return (Path(args[args.index("--output") + 1]) / c.METRICS_FILE).read_text()
-    runs = sorted((Path(args[args.index("--runs-root") + 1]) / c.RUNS_PREFIX).iterdir())
-    return (runs[-1] / c.METRICS_FILE).read_text()
+    latest = files.read_latest(args[args.index("--runs-root") + 1])
+    assert latest, "the run succeeded, so latest.json names it"
+    return (Path(latest["path"]) / c.METRICS_FILE).read_text()
 
 
 def r1_estimate(metrics: Path) -> list[str]:
