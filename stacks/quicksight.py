@@ -90,7 +90,7 @@ class QuickSightAnalytics(Construct):
             (c.SQL_FINISHED_AT, "DATETIME"), (c.SQL_ROWS_LOADED, "INTEGER"), (c.SQL_METRICS, "STRING"),
             (c.SQL_COUNTS, "STRING"),
             *((name, "DECIMAL") for _, name in RUN_METRICS)])
-        self.dashboard = self.recommendations_dashboard(prefix, principal_arn)
+        self.dashboard = self.recommendations_dashboard()
 
     def vpc_connection(self, vpc: ec2.IVpc, db_security_group: ec2.ISecurityGroup) -> qs.CfnVPCConnection:
         """QuickSight's network interfaces in the isolated subnets, admitted to Aurora."""
@@ -187,7 +187,7 @@ class QuickSightAnalytics(Construct):
                               resource_type="Custom::QuickSightManifestPlaceholder",
                               properties={"Bucket": curated.bucket_name, "Objects": objects})
 
-    def recommendations_dashboard(self, prefix: str, principal_arn: str) -> qs.CfnDashboard:
+    def recommendations_dashboard(self) -> qs.CfnDashboard:
         """What an analyst opens: the latest recommendations with artist names (table), the artists
         recommended to most users (bar chart), and each run's test RMSE against the bias and global
         mean baselines over time (line chart)."""
@@ -197,8 +197,8 @@ class QuickSightAnalytics(Construct):
                 d.GridLayoutElementProperty(element_id=visual_id, element_type="VISUAL", column_span=span, row_span=12)
                 for visual_id, span in (("latest-recommendations", 36), ("top-artists", 18), ("run-rmse", 18))])))
         return qs.CfnDashboard(
-            self, "Dashboard", aws_account_id=Aws.ACCOUNT_ID, dashboard_id=f"{prefix}-recommendations",
-            name=f"{prefix} recommendations",
+            self, "Dashboard", aws_account_id=Aws.ACCOUNT_ID, dashboard_id=f"{self.prefix}-recommendations",
+            name=f"{self.prefix} recommendations",
             definition=d.DashboardVersionDefinitionProperty(
                 data_set_identifier_declarations=[
                     d.DataSetIdentifierDeclarationProperty(identifier=LATEST, data_set_arn=self.latest.attr_arn),
@@ -206,7 +206,7 @@ class QuickSightAnalytics(Construct):
                 sheets=[d.SheetDefinitionProperty(
                     sheet_id="recommendations", name="Recommendations", layouts=[layout],
                     visuals=[latest_recommendations_table(), top_artists_bar_chart(), run_rmse_line_chart()])]),
-            permissions=[d.ResourcePermissionProperty(principal=principal_arn, actions=DASHBOARD_ACTIONS)])
+            permissions=[d.ResourcePermissionProperty(principal=self.principal_arn, actions=DASHBOARD_ACTIONS)])
 
 
 _d = qs.CfnDashboard

@@ -18,8 +18,9 @@ from constructs import Construct
 from glue_jobs.recommender.config import ConfigError, TuningMode, job_arguments, parse_args
 from stacks.constructs import ROOT, VENDORED, LocalCopy, bundling
 from stacks.nag import acknowledge, bucket_objects
+from stacks.names import RAW_PREFIXES
 from stacks.options import option
-from stacks.storage import RAW_PREFIXES, bucket_name
+from stacks.storage import bucket_name
 
 GLUE_WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
                      "G.8X": glue.WorkerType.G_8X}

@@ -17,6 +17,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from glue_jobs import contracts as c
+from stacks import names
 from stacks.constructs import POWERTOOLS, VENDORED, PythonFunction
 from stacks.nag import acknowledge, bucket_objects
 from stacks.options import option
@@ -97,8 +98,8 @@ class ServingStack(Stack):
                    '"route":"$context.routeKey","status":"$context.status",'
                    '"latencyMs":"$context.responseLatency","error":"$context.error.message"}')
         self.rollback_function = self.rollback(prefix, key, log_retention)
-        CfnOutput(self, "ApiUrl", value=self.api.api_endpoint)
-        CfnOutput(self, "TableName", value=self.table.table_name)
+        CfnOutput(self, names.OUTPUT_API_URL, value=self.api.api_endpoint)
+        CfnOutput(self, names.OUTPUT_TABLE, value=self.table.table_name)
 
     def rollback(self, prefix: str, key: kms.IKey, log_retention: logs.RetentionDays) -> lambda_.IFunction:
         """Operators invoke it with {"run_id": ...} to point serving back at an earlier run."""

@@ -12,8 +12,6 @@ from stacks import names
 from stacks.encryption import allow_cloudwatch_logs
 from stacks.nag import acknowledge, managed_policy
 
-RAW_PREFIXES = names.RAW_PREFIXES  # uploads, and DMS's replication target
-
 
 def bucket_name(prefix: str, purpose: str) -> str:
     """Deterministic names, so other stacks import buckets by name instead of by export (and
