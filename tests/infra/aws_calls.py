@@ -150,6 +150,13 @@ def iam_actions(service: str, operation: str) -> tuple[str, ...]:
     return (f"{prefix}:{operation}",)
 
 
+def _grow(slot: set[str], value: set[str]) -> bool:
+    """Adds what flows into a slot; whether it grew (the analysis stops when nothing does)."""
+    before = len(slot)
+    slot |= value
+    return len(slot) != before
+
+
 class Program:
     """The project's modules, their functions and what flows between them (flow-insensitive:
     every assignment to a name adds to what the name may hold)."""
@@ -439,9 +446,7 @@ class Program:
             slot = self.attrs.setdefault((func.cls, target.attr), set())
         else:
             return False
-        before = len(slot)
-        slot |= value
-        return len(slot) != before
+        return _grow(slot, value)
 
     def _assign_pair(self, func: Func, target: ast.expr, value: ast.expr) -> bool:
         if isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List) \
@@ -458,24 +463,14 @@ class Program:
                 pairs = list(zip(klass.fields, call.args, strict=False))
                 pairs += [(k.arg, k.value) for k in call.keywords if k.arg in klass.fields]
                 for name, arg in pairs:
-                    value = self.services(func, arg)
-                    if value:
-                        slot = self.attrs.setdefault((klass.key, name), set())
-                        before = len(slot)
-                        slot |= value
-                        changed |= len(slot) != before
+                    changed |= _grow(self.attrs.setdefault((klass.key, name), set()), self.services(func, arg))
                 continue
             target = self.funcs[callee]
             params = target.params[skip:]
             pairs2 = list(zip(params, call.args, strict=False))
             pairs2 += [(k.arg, k.value) for k in call.keywords if k.arg in target.params]
             for name, arg in pairs2:
-                value = self.services(func, arg)
-                if value:
-                    slot = self.env.setdefault((target.env, name), set())
-                    before = len(slot)
-                    slot |= value
-                    changed |= len(slot) != before
+                changed |= _grow(self.env.setdefault((target.env, name), set()), self.services(func, arg))
         return changed
 
     def _step(self, func: Func) -> bool:
@@ -491,11 +486,7 @@ class Program:
             elif isinstance(node, ast.withitem) and node.optional_vars is not None:
                 changed |= self._assign(func, node.optional_vars, self.services(func, node.context_expr))
             elif isinstance(node, ast.Return) and not isinstance(func.node, ast.Module):
-                value = self.services(func, node.value)
-                slot = self.returns.setdefault(func.key, set())
-                before = len(slot)
-                slot |= value
-                changed |= len(slot) != before
+                changed |= _grow(self.returns.setdefault(func.key, set()), self.services(func, node.value))
             elif isinstance(node, ast.Call):
                 changed |= self._bind(func, node)
         return changed
