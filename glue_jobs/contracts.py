@@ -80,9 +80,16 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 SUCCESS_MARKER = "_SUCCESS"
 RANK = "rank"
+# Two numbers per recommended artist. SCORE is the ranking score a list is ordered by (the
+# predicted rating, or implicit preference, plus the popularity prior; the fallback list's
+# popularity): higher is better, never higher further down a list, comparable within one run and
+# one user's list, not a rating. PREDICTED_RATING is the model's rating on the input's scale
+# (0..100 for R1), clipped to it; null for implicit feedback (no rating scale to predict on).
 SCORE = "score"
-RECOMMENDATION_COLUMNS = (USER_ID, RANK, ARTIST_ID, SCORE)
-SCORES_COLUMNS = (USER_ID, ARTIST_ID, SCORE)
+PREDICTED_RATING = "predicted_rating"
+RECOMMENDATION_COLUMNS = (USER_ID, RANK, ARTIST_ID, SCORE, PREDICTED_RATING)
+LIST_ENTRY_COLUMNS = (RANK, ARTIST_ID, SCORE, PREDICTED_RATING)  # one entry of a user's list (DynamoDB, API)
+SCORES_COLUMNS = (USER_ID, ARTIST_ID, SCORE, PREDICTED_RATING)
 
 # --- Run ids -------------------------------------------------------------------------------
 RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
@@ -116,7 +123,7 @@ def run_path(root: str, run_id: str) -> str:
 # --- DynamoDB: one item per user per run, a pointer item names the active run ---------------
 DDB_PARTITION_KEY = USER_ID  # number
 DDB_SORT_KEY = "run_id"  # string
-DDB_RECOMMENDATIONS = "recommendations"  # list of {artist_id, score, rank[, artist_name]}
+DDB_RECOMMENDATIONS = "recommendations"  # list of {artist_id, score, rank[, predicted_rating][, artist_name]}
 DDB_GENERATED_AT = "generated_at"
 DDB_TTL_ATTRIBUTE = "expires_at"
 DDB_CONTROL_USER_ID = 0  # not a real user (R1 ids start at 1): holds the pointer and fallbacks
@@ -180,7 +187,7 @@ SQL_RECOMMENDATIONS_PREVIOUS = "recommendations_previous"
 SQL_ARTISTS = "artists"
 SQL_MODEL_RUNS = "model_runs"
 SQL_MIGRATIONS = "schema_migrations"
-SCHEMA_VERSION = 2  # migrations the Aurora sink applies; the stack names it in its outputs
+SCHEMA_VERSION = 3  # migrations the Aurora sink applies; the stack names it in its outputs
 # Columns other readers (QuickSight's SQL, operators) name, beside the shared ones above.
 SQL_RUN_ID = "run_id"
 SQL_ARTIST_NAME = "name"  # artists.name

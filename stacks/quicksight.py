@@ -40,7 +40,7 @@ SECRETS_MANAGER_ROLE = "aws-quicksight-secretsmanager-role-v0"
 PLACEHOLDER_RUN_ID = "00000000T000000Z-0000"
 
 LATEST_SQL = (f"SELECT r.{c.USER_ID}, r.{c.RANK}, r.{c.ARTIST_ID}, a.{c.SQL_ARTIST_NAME} AS {c.ARTIST_NAME}, "
-              f"r.{c.SCORE}, r.{c.SQL_RUN_ID} "
+              f"r.{c.SCORE}, r.{c.PREDICTED_RATING}, r.{c.SQL_RUN_ID} "
               f"FROM {c.SQL_RECOMMENDATIONS} r LEFT JOIN {c.SQL_ARTISTS} a ON a.{c.ARTIST_ID} = r.{c.ARTIST_ID}")
 # model_runs.metrics is JSON text (publish/aurora.py); charts need numbers. JSON null (RMSE does
 # not apply to implicit feedback) becomes SQL NULL rather than 0.
@@ -84,7 +84,7 @@ class QuickSightAnalytics(Construct):
 
         self.latest = data_set("LatestRecommendations", f"{prefix} latest recommendations", LATEST_SQL, [
             (c.USER_ID, "INTEGER"), (c.RANK, "INTEGER"), (c.ARTIST_ID, "INTEGER"), (c.ARTIST_NAME, "STRING"),
-            (c.SCORE, "DECIMAL"), (c.SQL_RUN_ID, "STRING")])
+            (c.SCORE, "DECIMAL"), (c.PREDICTED_RATING, "DECIMAL"), (c.SQL_RUN_ID, "STRING")])
         self.runs = data_set("ModelRuns", f"{prefix} model runs", RUNS_SQL, [
             (c.SQL_RUN_ID, "STRING"), (c.SQL_RUN_STATUS, "STRING"), (c.SQL_STARTED_AT, "DATETIME"),
             (c.SQL_FINISHED_AT, "DATETIME"), (c.SQL_ROWS_LOADED, "INTEGER"), (c.SQL_METRICS, "STRING"),
@@ -228,7 +228,7 @@ def _measure(field_id: str, data_set: str, name: str, aggregation: str) -> qs.Cf
 
 def latest_recommendations_table() -> qs.CfnDashboard.VisualProperty:
     """Each user's list in rank order, with artist names."""
-    table_columns = (c.USER_ID, c.RANK, c.ARTIST_NAME, c.SCORE, c.SQL_RUN_ID)
+    table_columns = (c.USER_ID, c.RANK, c.ARTIST_NAME, c.SCORE, c.PREDICTED_RATING, c.SQL_RUN_ID)
     return _d.VisualProperty(table_visual=_d.TableVisualProperty(
         visual_id="latest-recommendations", title=_title("Latest recommendations"),
         chart_configuration=_d.TableConfigurationProperty(

@@ -49,8 +49,8 @@ def main() -> int:
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(TableName="recs", BillingMode="PAY_PER_REQUEST", **c.DDB_TABLE_KEYS)
-        recs = [{c.RANK: r, c.ARTIST_ID: 1000 + r, c.SCORE: 90.0 - r, c.ARTIST_NAME: f"Artist {r}"}
-                for r in range(1, 6)]
+        recs = [{c.RANK: r, c.ARTIST_ID: 1000 + r, c.SCORE: 95.0 - r, c.PREDICTED_RATING: 90.0 - r,
+                 c.ARTIST_NAME: f"Artist {r}"} for r in range(1, 6)]
         dynamo.write_batches(ddb, "recs", (dynamo.user_item(u, run, recs, now, 30) for u in range(1, opts.users + 1)))
         dynamo.write_batches(ddb, "recs", [dynamo.fallback_item(run, recs, now, 30)])
         dynamo.flip_pointer(ddb, "recs", run, 5)

@@ -30,8 +30,8 @@ ROW_BY_ROW_SAMPLE = 20_000  # row-by-row is slow: its rate is measured on this m
 
 
 def rows(users: int, top_n: int) -> list[dict[str, Any]]:
-    return [{c.USER_ID: u, c.RANK: r, c.ARTIST_ID: 1000 + (u * 7 + r) % 5000, c.SCORE: 90.0 - r}
-            for u in range(1, users + 1) for r in range(1, top_n + 1)]
+    return [{c.USER_ID: u, c.RANK: r, c.ARTIST_ID: 1000 + (u * 7 + r) % 5000, c.SCORE: 95.0 - r,
+             c.PREDICTED_RATING: 90.0 - r} for u in range(1, users + 1) for r in range(1, top_n + 1)]
 
 
 def bench_mysql(url: str, data: list[dict[str, Any]]) -> dict[str, float]:
@@ -91,7 +91,7 @@ def bench_dynamodb(users: int, top_n: int) -> dict[str, float]:
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        df = spark.createDataFrame([(r[c.USER_ID], r[c.RANK], r[c.ARTIST_ID], r[c.SCORE])
+        df = spark.createDataFrame([tuple(r[k] for k in c.RECOMMENDATION_COLUMNS)
                                     for r in rows(users, top_n)], RECOMMENDATION_SCHEMA).cache()
         df.count()
         from datetime import UTC, datetime

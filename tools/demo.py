@@ -36,8 +36,15 @@ def show_recommendations(out: Path, users: int = 3) -> None:
     for user, recs in shown.items():
         print(f"\nuser {user}:")
         for r in recs:
-            print(f"  {r[c.RANK]}. {r[c.ARTIST_NAME]:<24} (artist {r[c.ARTIST_ID]:>6})  "
-                  f"predicted rating {float(r[c.SCORE]):5.1f}")
+            print(f"  {r[c.RANK]}. {r[c.ARTIST_NAME]:<24} (artist {r[c.ARTIST_ID]:>6})  {scores_text(r)}")
+
+
+def scores_text(row: dict[str, str]) -> str:
+    """Both numbers of a recommendation: the ranking score the list is ordered by, and the
+    predicted rating (an empty CSV cell for implicit feedback, which predicts none)."""
+    rating = row.get(c.PREDICTED_RATING)
+    shown = f"{float(rating):.1f}" if rating else "none (implicit feedback)"
+    return f"score {float(row[c.SCORE]):.1f}, predicted rating {shown}"
 
 
 def print_metrics(metrics: RunMetrics) -> None:

@@ -176,9 +176,17 @@ def clip(col: Column, params: ModelParams) -> Column:
 
 
 def score_pairs(model: RecommenderModel, pairs: DataFrame) -> DataFrame:
-    """user_id, artist_id, score on the rating scale, for every pair given."""
-    scored = raw_score(model, pairs)
-    return scored.select(c.USER_ID, c.ARTIST_ID, clip(F.col(PREDICTION), model.params).alias(c.SCORE))
+    """user_id, artist_id, score, predicted_rating for every pair given. `score` means what it
+    means in the lists (recommend.py): the unclipped prediction plus the artist's popularity
+    prior; `predicted_rating` is the prediction clipped to the rating scale, null for implicit
+    feedback. Both rounded to 4 digits, as in the lists."""
+    p = model.params
+    counts = model.items.select(c.ARTIST_ID, F.col(N_RATINGS).alias("_n"))
+    scored = raw_score(model, pairs).join(F.broadcast(counts), c.ARTIST_ID, "left")
+    prior = F.lit(p.popularity_weight) * F.log1p(F.coalesce(F.col("_n"), F.lit(0)).cast("double"))
+    rating = F.round(clip(F.col(PREDICTION), p), 4) if p.feedback.has_ratings else F.lit(None)
+    return scored.select(c.USER_ID, c.ARTIST_ID, F.round(F.col(PREDICTION) + prior, 4).alias(c.SCORE),
+                         rating.cast("double").alias(c.PREDICTED_RATING))
 
 
 def save(model: RecommenderModel, path: str) -> None:

@@ -32,9 +32,9 @@ def finish(out: str, metrics: RunMetrics, learn: DataFrame, recs: DataFrame,
            scale: tuple[float, float]) -> None:
     """metrics.json, the report, then `_SUCCESS`: from here on the run's files are complete."""
     write_metrics(out, metrics)
+    title, hist = score_histogram(recs, scale)
     storage.write_text(storage.join(out, c.REPORT_FILE),
-                       report.render(metrics, rating_histogram(learn), score_histogram(recs, scale)),
-                       "text/html")
+                       report.render(metrics, rating_histogram(learn), hist, score_title=title), "text/html")
     storage.write_text(storage.join(out, c.SUCCESS_MARKER), metrics.run_id)
 
 
@@ -61,9 +61,15 @@ def rating_histogram(learn: DataFrame) -> list[tuple[str, int]]:
     return [(f"{int(r.b)}-{int(r.b) + 9 if r.b < 90 else 100}", int(r["count"])) for r in rows]
 
 
-def score_histogram(recs: DataFrame, scale: tuple[float, float]) -> list[tuple[str, int]]:
-    lo, hi = scale
-    width = (hi - lo) / 10
-    bins = F.least(F.floor((F.col(c.SCORE) - lo) / width), F.lit(9))
+def score_histogram(recs: DataFrame, scale: tuple[float, float]) -> tuple[str, list[tuple[str, int]]]:
+    """The chart's title and bars: the predicted ratings over the rating scale when the run has
+    them (explicit feedback), else the ranking scores over their own range (implicit)."""
+    rated, low, high = recs.agg(F.count(c.PREDICTED_RATING), F.min(c.SCORE), F.max(c.SCORE)).first() or (0, 0, 0)
+    if rated:
+        title, column, (lo, hi) = "Predicted ratings of the recommendations", c.PREDICTED_RATING, scale
+    else:
+        title, column, lo, hi = "Ranking scores of the recommendations", c.SCORE, low or 0.0, high or 0.0
+    width = (hi - lo) / 10 or 1.0
+    bins = F.greatest(F.least(F.floor((F.col(column) - lo) / width), F.lit(9)), F.lit(0))
     rows = recs.groupBy(bins.alias("b")).count().orderBy("b").collect()
-    return [(f"{lo + r.b * width:g}-{lo + (r.b + 1) * width:g}", int(r["count"])) for r in rows]
+    return title, [(f"{lo + r.b * width:.4g}-{lo + (r.b + 1) * width:.4g}", int(r["count"])) for r in rows]

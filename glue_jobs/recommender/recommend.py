@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender.model import BIAS, FEATURES, N_RATINGS, RecommenderModel
+from glue_jobs.recommender.model import BIAS, FEATURES, N_RATINGS, ModelParams, RecommenderModel
 
 BLOCK_CELLS = 8_000_000  # users x artists scored at once (64 MB of float64)
 
@@ -27,7 +27,9 @@ RECOMMENDATION_SCHEMA = T.StructType([
     T.StructField(c.RANK, T.IntegerType(), False),
     T.StructField(c.ARTIST_ID, T.IntegerType(), False),
     T.StructField(c.SCORE, T.DoubleType(), False),
+    T.StructField(c.PREDICTED_RATING, T.DoubleType(), True),
 ])
+Row = tuple[int, int, int, float, float | None]  # RECOMMENDATION_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -37,20 +39,21 @@ class Catalog:
     artist_ids: np.ndarray  # int64, sorted
     matrix: np.ndarray  # artists x d
     offsets: np.ndarray  # per-artist constant added to the score
-    prior: np.ndarray | None = None  # per-artist bonus used for ranking only, never shown
+    prior: np.ndarray | None = None  # per-artist bonus added to the ranking score, not to the rating
 
 
 def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclude: DataFrame,
-                  n: int, clip: tuple[float, float]) -> DataFrame:
+                  n: int, clip: tuple[float, float] | None) -> DataFrame:
     """users: user_id, vec (array<double> of length d), offset (double).
     exclude: user_id, artist_id pairs that must not be recommended to that user.
-    Returns user_id, rank (1..n), artist_id, score (clipped to `clip`)."""
+    Returns user_id, rank (1..n), artist_id, score (the ranking score: prediction + prior,
+    non-increasing in rank), predicted_rating (the prediction clipped to `clip`; null without
+    a rating scale, clip None)."""
     seen = exclude.groupBy(c.USER_ID).agg(F.collect_list(c.ARTIST_ID).alias("seen"))
     rows = users.join(seen, c.USER_ID, "left").select(c.USER_ID, "vec", "offset", "seen")
     bc = spark.sparkContext.broadcast(catalog)
-    lo, hi = clip
 
-    def score_partition(part: Iterable[Any]) -> Iterator[tuple[int, int, int, float]]:
+    def score_partition(part: Iterable[Any]) -> Iterator[Row]:
         cat: Catalog = bc.value
         n_items = cat.artist_ids.size
         block = max(1, min(4096, BLOCK_CELLS // max(n_items, 1)))
@@ -58,17 +61,18 @@ def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclu
         for row in part:
             batch.append(row)
             if len(batch) >= block:
-                yield from _score_block(batch, cat, n, lo, hi)
+                yield from score_block(batch, cat, n, clip)
                 batch = []
         if batch:
-            yield from _score_block(batch, cat, n, lo, hi)
+            yield from score_block(batch, cat, n, clip)
 
     out = rows.rdd.mapPartitions(score_partition)
     return spark.createDataFrame(out, RECOMMENDATION_SCHEMA)
 
 
-def _score_block(batch: list[Any], cat: Catalog, n: int, lo: float,
-                 hi: float) -> Iterator[tuple[int, int, int, float]]:
+def score_block(batch: list[Any], cat: Catalog, n: int, clip: tuple[float, float] | None) -> Iterator[Row]:
+    """Top-n rows of a block of users (mappings with user_id, vec, offset and seen: the artist ids
+    never to recommend); the Spark partitions and local_model.top_n both score through here."""
     n_items = cat.artist_ids.size
     if n_items == 0:
         return
@@ -93,7 +97,9 @@ def _score_block(batch: list[Any], cat: Catalog, n: int, lo: float,
         order = cand[np.lexsort((cand, -s[cand]))][:take]
         user_id = int(row[c.USER_ID])
         for rank, j in enumerate(order.tolist(), start=1):
-            yield user_id, rank, int(cat.artist_ids[j]), round(float(min(max(scores[i, j], lo), hi)), 4)
+            # Rounding is monotone: the rounded scores stay non-increasing down the list.
+            rating = None if clip is None else round(float(min(max(scores[i, j], clip[0]), clip[1])), 4)
+            yield user_id, rank, int(cat.artist_ids[j]), round(float(s[j]), 4), rating
 
 
 def model_catalog(model: RecommenderModel) -> Catalog:
@@ -101,24 +107,29 @@ def model_catalog(model: RecommenderModel) -> Catalog:
     [x_u, 1] and offset b_u, so a score is mu + b_u + b_i + scale * x_u . y_i (the trailing
     column adds nothing: a catalog and its user vectors keep one shape in both modes).
 
-    The ranking adds popularity_weight * log(1 + n_ratings): a predicted rating alone ranks
+    The ranking score adds popularity_weight * log(1 + n_ratings): a predicted rating alone ranks
     obscure artists with a lucky estimate first, while what a user will actually play and like
     also depends on how likely they are to meet the artist at all."""
-    p = model.params
     rows = (model.items.filter(F.col(FEATURES).isNotNull())
             .select(c.ARTIST_ID, BIAS, FEATURES, N_RATINGS).orderBy(c.ARTIST_ID).collect())
-    ids = np.array([r[c.ARTIST_ID] for r in rows], dtype=np.int64)
-    if not rows:
+    return catalog_of(model.params, np.array([r[c.ARTIST_ID] for r in rows], dtype=np.int64),
+                      np.array([r[BIAS] for r in rows], dtype=np.float64),
+                      np.array([r[FEATURES] for r in rows], dtype=np.float64).reshape(len(rows), -1),
+                      np.array([r[N_RATINGS] or 0 for r in rows], dtype=np.float64))
+
+
+def catalog_of(p: ModelParams, ids: np.ndarray, bias: np.ndarray, factors: np.ndarray,
+               n_ratings: np.ndarray) -> Catalog:
+    """model_catalog from arrays (artists with factors, in artist-id order)."""
+    if not ids.size:
         return Catalog(ids, np.zeros((0, p.rank + 1)), np.zeros(0))
-    factors = np.array([r[FEATURES] for r in rows], dtype=np.float64)
     if p.feedback.has_ratings:
-        matrix = np.hstack([p.residual_scale * factors, np.zeros((len(rows), 1))])
-        offsets = p.global_mean + np.array([r[BIAS] for r in rows], dtype=np.float64)
+        matrix = np.hstack([p.residual_scale * factors, np.zeros((ids.size, 1))])
+        offsets = p.global_mean + bias
     else:
-        matrix = np.hstack([factors, np.zeros((len(rows), 1))])
-        offsets = np.zeros(len(rows))
-    prior = p.popularity_weight * np.log1p(np.array([r[N_RATINGS] or 0 for r in rows], dtype=np.float64))
-    return Catalog(ids, matrix, offsets, prior)
+        matrix = np.hstack([factors, np.zeros((ids.size, 1))])
+        offsets = np.zeros(ids.size)
+    return Catalog(ids, matrix, offsets, p.popularity_weight * np.log1p(n_ratings.astype(np.float64)))
 
 
 def model_user_vectors(model: RecommenderModel, user_ids: DataFrame) -> DataFrame:
@@ -137,7 +148,8 @@ def recommend(spark: SparkSession, model: RecommenderModel, user_ids: DataFrame,
     catalog = catalog or model_catalog(model)
     users = model_user_vectors(model, user_ids)
     p = model.params
-    return top_n_by_user(spark, users, catalog, exclude, n, (p.rating_min, p.rating_max))
+    return top_n_by_user(spark, users, catalog, exclude, n,
+                         (p.rating_min, p.rating_max) if p.feedback.has_ratings else None)
 
 
 def popularity_catalog(popularity: DataFrame) -> Catalog:
@@ -150,8 +162,9 @@ def popularity_catalog(popularity: DataFrame) -> Catalog:
 
 def recommend_popular(spark: SparkSession, popularity: DataFrame, user_ids: DataFrame,
                       exclude: DataFrame, n: int) -> DataFrame:
-    """The popularity baseline: the most popular artists each user has not rated yet."""
+    """The popularity baseline: the most popular artists each user has not rated yet (score:
+    the popularity; no predicted rating)."""
     catalog = popularity_catalog(popularity)
     users = user_ids.select(c.USER_ID).distinct().select(
         c.USER_ID, F.array(F.lit(1.0)).alias("vec"), F.lit(0.0).alias("offset"))
-    return top_n_by_user(spark, users, catalog, exclude, n, (float("-inf"), float("inf")))
+    return top_n_by_user(spark, users, catalog, exclude, n, None)

@@ -106,7 +106,7 @@ def _metrics_table(metrics: RunMetrics) -> str:
 
 
 def render(metrics: RunMetrics, rating_hist: list[tuple[str, int]],
-           score_hist: list[tuple[str, int]]) -> str:
+           score_hist: list[tuple[str, int]], score_title: str = "Recommendation scores") -> str:
     metric = metrics.selection_metric
     series: dict[str, list[tuple[float, float]]] = {}
     for cand in metrics.grid:
@@ -135,7 +135,7 @@ Catalog coverage of the top-{metrics.top_n}: {metrics.catalog_coverage:.1%}.</p>
 <div class="grid">
 <div>{grid_chart}</div>
 <div>{bar_chart('Rating distribution (ratings learned from)', rating_hist)}</div>
-<div>{bar_chart('Recommendation scores', score_hist)}</div>
+<div>{bar_chart(score_title, score_hist)}</div>
 <div>{bar_chart('Stage timings (s)', list(metrics.timings_s.items()), ' s')}</div>
 </div>
 <div class="grid"><div><h3>Counts</h3><table>{c_rows}</table></div>

@@ -321,11 +321,14 @@ def recommend_all(spark: SparkSession, fitted: Fitted, learn: DataFrame, inputs:
 
 def popular_list(fitted: model.RecommenderModel, learn: DataFrame, options: ModelOptions,
                  threshold: float) -> DataFrame:
-    """The fallback for users the model does not know: most-liked artists, with the score an
-    unknown user would get from the model (global mean + artist bias, clipped)."""
+    """The fallback for users the model does not know: most-liked artists. Its score is the
+    popularity it is ranked by (users who liked the artist, plus a millionth per rating), so it
+    never rises down the list; its predicted rating is what the model predicts for a user it does
+    not know (global mean + artist bias, clipped; null for implicit feedback)."""
     pop = evaluate.popularity(learn, options.feedback, threshold)
     top = pop.orderBy(F.col("popularity").desc(), F.col(c.ARTIST_ID)).limit(options.popular_n)
     scored = model.score_pairs(fitted, top.select(F.lit(-1).alias(c.USER_ID), c.ARTIST_ID))
-    ranked = top.join(scored.drop(c.USER_ID), c.ARTIST_ID)
+    ranked = top.join(scored.select(c.ARTIST_ID, c.PREDICTED_RATING), c.ARTIST_ID)
     order = F.row_number().over(Window.orderBy(F.col("popularity").desc(), F.col(c.ARTIST_ID)))
-    return ranked.select(order.alias(c.RANK), c.ARTIST_ID, c.SCORE, "n_ratings")
+    return ranked.select(order.alias(c.RANK), c.ARTIST_ID, F.round("popularity", 6).alias(c.SCORE),
+                         c.PREDICTED_RATING, "n_ratings")

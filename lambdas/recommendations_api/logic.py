@@ -44,6 +44,15 @@ def parse_k(query: Mapping[str, str] | None, top_n: int) -> int:
     return int(raw)
 
 
+def list_entry(rec: dict[str, Any]) -> dict[str, Any]:
+    """One recommendation as the API answers it: every c.LIST_ENTRY_COLUMNS field, in that order,
+    then the artist's name when the item has one. `score` is the ranking score (higher is better,
+    never higher further down the list); `predicted_rating` is null where the item has none
+    (implicit feedback, or an item written before the field existed)."""
+    entry = {name: rec.get(name) for name in c.LIST_ENTRY_COLUMNS}
+    return {**entry, **{k: v for k, v in rec.items() if k not in entry}}
+
+
 class RecommendationStore:
     """Reads the serving table through a boto3 DynamoDB client (low-level API)."""
 
@@ -85,7 +94,7 @@ class RecommendationStore:
             if item is None:
                 raise Unavailable(f"run {pointer.run_id} has no fallback list")
         assert item is not None
-        recs = c.plain_value(item[c.DDB_RECOMMENDATIONS])[:k]
+        recs = [list_entry(rec) for rec in c.plain_value(item[c.DDB_RECOMMENDATIONS])[:k]]
         return {c.USER_ID: user_id, "run_id": pointer.run_id, c.DDB_GENERATED_AT: item[c.DDB_GENERATED_AT]["S"],
                 "fallback": fallback, "k": k, c.DDB_RECOMMENDATIONS: recs}
 

@@ -46,8 +46,9 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def publish(client: Any, run_id: str = RUN_A, base: int = 10) -> None:
-    recs = [{c.RANK: r, c.ARTIST_ID: base + r, c.SCORE: 90.0 - r, c.ARTIST_NAME: f"A{r}"} for r in range(1, 6)]
-    popular = [{c.RANK: r, c.ARTIST_ID: 100 + r, c.SCORE: 70.0} for r in range(1, 6)]
+    recs = [{c.RANK: r, c.ARTIST_ID: base + r, c.SCORE: 95.5 - r, c.PREDICTED_RATING: 80.0 + r, c.ARTIST_NAME: f"A{r}"}
+            for r in range(1, 6)]
+    popular = [{c.RANK: r, c.ARTIST_ID: 100 + r, c.SCORE: 500.0 - r, c.PREDICTED_RATING: 70.0} for r in range(1, 6)]
     dynamo.write_batches(client, "recs", [dynamo.user_item(7, run_id, recs, NOW, 30),
                                           dynamo.fallback_item(run_id, popular, NOW, 30)])
     dynamo.flip_pointer(client, "recs", run_id, 5)
@@ -59,8 +60,24 @@ def test_known_user_gets_the_active_runs_ordered_list(ddb: Any) -> None:
     assert status == 200
     assert body["run_id"] == RUN_A and body["fallback"] is False and body["k"] == 5
     assert body["generated_at"].startswith("2026-11-29T16:00")
-    assert body["recommendations"][0] == {"artist_id": 11, "score": 89.0, "rank": 1, "artist_name": "A1"}
+    assert body["recommendations"][0] == {"rank": 1, "artist_id": 11, "score": 94.5, "predicted_rating": 81,
+                                          "artist_name": "A1"}
+    assert list(body["recommendations"][0]) == [*c.LIST_ENTRY_COLUMNS, c.ARTIST_NAME]
     assert [r["rank"] for r in body["recommendations"]] == [1, 2, 3, 4, 5]
+    assert [r["score"] for r in body["recommendations"]] == [94.5, 93.5, 92.5, 91.5, 90.5]
+    assert [r["predicted_rating"] for r in body["recommendations"]] == [81, 82, 83, 84, 85]
+
+
+def test_items_written_before_predicted_rating_existed_still_read(ddb: Any) -> None:
+    """An item of an earlier run (no predicted_rating in its entries) answers with it as null."""
+    old_entry = {"M": {c.ARTIST_ID: {"N": "11"}, c.SCORE: {"N": "89"}, c.RANK: {"N": "1"}}}
+    item = dynamo.user_item(7, RUN_A, [], NOW, 30)
+    item[c.DDB_RECOMMENDATIONS] = {"L": [old_entry]}
+    dynamo.write_batches(ddb, "recs", [item, dynamo.fallback_item(RUN_A, [], NOW, 30)])
+    dynamo.flip_pointer(ddb, "recs", RUN_A, 5)
+    status, body = call("/users/7/recommendations")
+    assert status == 200
+    assert body["recommendations"] == [{"rank": 1, "artist_id": 11, "score": 89, "predicted_rating": None}]
 
 
 def test_k_limits_the_list(ddb: Any) -> None:
@@ -74,6 +91,7 @@ def test_unknown_user_gets_the_popularity_list_marked_as_fallback(ddb: Any) -> N
     status, body = call("/users/8/recommendations?k=3")
     assert status == 200 and body["fallback"] is True
     assert [r["artist_id"] for r in body["recommendations"]] == [101, 102, 103]
+    assert [(r["score"], r["predicted_rating"]) for r in body["recommendations"]] == [(499, 70), (498, 70), (497, 70)]
 
 
 @pytest.mark.parametrize("target, message", [

@@ -13,6 +13,7 @@ from glue_jobs import contracts as c
 from glue_jobs.recommender.publish import aurora
 from glue_jobs.recommender.publish.aurora import AuroraSettings
 from glue_jobs.recommender.publish.errors import PublishError
+from tests.publish.schema_v2 import V2_RECOMMENDATION_COLUMNS, create_v2_database
 
 pytestmark = pytest.mark.mysql
 RUN_A, RUN_B, RUN_C = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb", "20261201T160000Z-cccc"
@@ -20,7 +21,7 @@ METRICS = {"rmse": 12.0, "best_params": {"rank": 10}, "counts": {"ratings": 100}
 
 
 def rows(n_users: int, top_n: int = 5, artist_base: int = 100) -> list[dict[str, float | int]]:
-    return [{c.USER_ID: u, c.RANK: r, c.ARTIST_ID: artist_base + r, c.SCORE: 90.0 - r}
+    return [{c.USER_ID: u, c.RANK: r, c.ARTIST_ID: artist_base + r, c.SCORE: 95.0 - r, c.PREDICTED_RATING: 80.0 + r}
             for u in range(1, n_users + 1) for r in range(1, top_n + 1)]
 
 
@@ -38,12 +39,70 @@ def statuses(engine: sa.Engine) -> dict[str, str]:
 
 def test_migrations_are_versioned_and_idempotent(mysql_url: str) -> None:
     engine = sa.create_engine(mysql_url)
-    assert aurora.migrate(engine) == [1, 2]
+    assert aurora.migrate(engine) == [1, 2, 3]
     assert aurora.migrate(engine) == []
     inspector = sa.inspect(engine)
     tables = set(inspector.get_table_names())
     assert {c.SQL_RECOMMENDATIONS, c.SQL_ARTISTS, c.SQL_MODEL_RUNS, c.SQL_MIGRATIONS} <= tables
     assert "ix_model_runs_status_started" in {ix["name"] for ix in inspector.get_indexes(c.SQL_MODEL_RUNS)}
+    assert [col["name"] for col in inspector.get_columns(c.SQL_RECOMMENDATIONS)] == [*c.RECOMMENDATION_COLUMNS,
+                                                                                      c.SQL_RUN_ID]
+
+
+def columns(engine: sa.Engine, table: str) -> list[str]:
+    return [col["name"] for col in sa.inspect(engine).get_columns(table)]
+
+
+def test_a_version_2_database_migrates_in_place_and_then_takes_predicted_ratings(mysql_url: str) -> None:
+    """A database the previous version created and published to (a live and a previous table,
+    no predicted_rating) gains the column on both, keeps its rows (null ratings), and the next
+    publish writes predicted ratings; the table it replaced can still be swapped back."""
+    engine = sa.create_engine(mysql_url)
+    create_v2_database(engine, live=(RUN_B, 4), previous=(RUN_A, 3))
+    assert columns(engine, c.SQL_RECOMMENDATIONS) == list(V2_RECOMMENDATION_COLUMNS)
+    assert aurora.migrate(engine) == [3]
+    assert aurora.migrate(engine) == []
+    for table in (c.SQL_RECOMMENDATIONS, c.SQL_RECOMMENDATIONS_PREVIOUS):
+        assert columns(engine, table) == [*c.RECOMMENDATION_COLUMNS, c.SQL_RUN_ID]
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text(f"SELECT COUNT(*), COUNT({c.PREDICTED_RATING}) FROM {c.SQL_RECOMMENDATIONS}")).one()
+    assert tuple(kept) == (20, 0), "the served rows stay, with no predicted rating"
+
+    assert aurora.publish(engine, RUN_C, iter(rows(6)), 30, metrics=METRICS) == 30
+    assert served(engine) == (30, {RUN_C})
+    with engine.connect() as conn:
+        got = conn.execute(sa.text(f"SELECT {c.RANK}, {c.SCORE}, {c.PREDICTED_RATING} FROM {c.SQL_RECOMMENDATIONS} "
+                                   f"WHERE {c.USER_ID} = 2 ORDER BY {c.RANK}")).all()
+    assert [tuple(r) for r in got] == [(r, 95.0 - r, 80.0 + r) for r in range(1, 6)]
+    aurora.swap_back(engine)  # the run it replaced (created by v2) serves again, column and all
+    assert served(engine) == (20, {RUN_B})
+    assert columns(engine, c.SQL_RECOMMENDATIONS) == [*c.RECOMMENDATION_COLUMNS, c.SQL_RUN_ID]
+
+
+def test_migration_3_is_idempotent_when_a_table_already_has_the_column(mysql_url: str) -> None:
+    """A migration interrupted after altering one table (MySQL commits each ALTER) runs again cleanly."""
+    engine = sa.create_engine(mysql_url)
+    create_v2_database(engine, live=(RUN_B, 2), previous=(RUN_A, 2))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {c.SQL_RECOMMENDATIONS} ADD COLUMN {c.PREDICTED_RATING} FLOAT NULL"))
+    assert aurora.migrate(engine) == [3]
+    assert c.PREDICTED_RATING in columns(engine, c.SQL_RECOMMENDATIONS_PREVIOUS)
+
+
+def test_the_quicksight_query_reads_both_numbers_after_the_migration(mysql_url: str) -> None:
+    """The latest-recommendations data set's SQL (stacks/quicksight.py) runs on a migrated
+    version 2 database and returns the columns the data set declares."""
+    from stacks import quicksight
+
+    engine = sa.create_engine(mysql_url)
+    create_v2_database(engine, live=(RUN_B, 2))
+    aurora.migrate(engine)
+    aurora.publish(engine, RUN_C, iter(rows(2)), 10, metrics=METRICS)
+    with engine.connect() as conn:
+        result = conn.execute(sa.text(quicksight.LATEST_SQL))
+        names, first = list(result.keys()), result.mappings().first()
+    assert c.SCORE in names and c.PREDICTED_RATING in names
+    assert first is not None and first[c.PREDICTED_RATING] is not None
 
 
 def test_one_migration_per_schema_version() -> None:

@@ -20,8 +20,8 @@ def client(endpoint: str):  # type: ignore[no-untyped-def]
 
 
 def items(run_id: str, users: range) -> list[dict]:  # type: ignore[type-arg]
-    return [dynamo.user_item(u, run_id, [{c.RANK: 1, c.ARTIST_ID: 7, c.SCORE: 88.123456, c.ARTIST_NAME: "Motörhead"}],
-                             NOW, 30) for u in users]
+    rec = {c.RANK: 1, c.ARTIST_ID: 7, c.SCORE: 93.87654321, c.PREDICTED_RATING: 88.123456, c.ARTIST_NAME: "Motörhead"}
+    return [dynamo.user_item(u, run_id, [rec], NOW, 30) for u in users]
 
 
 def test_items_carry_the_contract_and_land_in_batches(moto_endpoint: str, table: str) -> None:
@@ -29,10 +29,21 @@ def test_items_carry_the_contract_and_land_in_batches(moto_endpoint: str, table:
     assert dynamo.write_batches(ddb, table, items(RUN_A, range(1, 61))) == 60
     got = ddb.get_item(TableName=table, Key={"user_id": {"N": "42"}, "run_id": {"S": RUN_A}})["Item"]
     rec = got[c.DDB_RECOMMENDATIONS]["L"][0]["M"]
-    assert rec == {"artist_id": {"N": "7"}, "score": {"N": "88.1235"}, "rank": {"N": "1"},
-                   "artist_name": {"S": "Motörhead"}}
+    assert rec == {"artist_id": {"N": "7"}, "score": {"N": "93.8765"}, "predicted_rating": {"N": "88.1235"},
+                   "rank": {"N": "1"}, "artist_name": {"S": "Motörhead"}}
     assert int(got[c.DDB_TTL_ATTRIBUTE]["N"]) == int(NOW.timestamp()) + 30 * 86400
     assert got[c.DDB_GENERATED_AT]["S"].startswith("2026-11-29T16:00")
+
+
+def test_a_list_without_predicted_ratings_leaves_the_field_out(moto_endpoint: str, table: str) -> None:
+    """Implicit feedback predicts no rating: the entry carries no predicted_rating (readers take
+    a missing one as null) rather than a number that means nothing."""
+    ddb = client(moto_endpoint)
+    item = dynamo.user_item(5, RUN_A, [{c.RANK: 1, c.ARTIST_ID: 7, c.SCORE: 0.75, c.PREDICTED_RATING: None}], NOW, 30)
+    dynamo.write_batches(ddb, table, [item])
+    got = ddb.get_item(TableName=table, Key={"user_id": {"N": "5"}, "run_id": {"S": RUN_A}})["Item"]
+    assert got[c.DDB_RECOMMENDATIONS]["L"][0]["M"] == {"artist_id": {"N": "7"}, "score": {"N": "0.75"},
+                                                        "rank": {"N": "1"}}
 
 
 class FlakyClient:

@@ -42,6 +42,14 @@ def config(ratings_file: Path, runs_root: Path, table: str, endpoint: str, mysql
     return JobConfig.from_fields(**base)
 
 
+def rated_rows(mysql_url: str) -> int:
+    engine = sa.create_engine(mysql_url)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text(f"SELECT COUNT({c.PREDICTED_RATING}) FROM {c.SQL_RECOMMENDATIONS}")).scalar_one()
+    engine.dispose()
+    return int(n)
+
+
 def pointer(endpoint: str, table: str) -> str | None:
     active = dynamo.read_pointer(boto3.client("dynamodb", endpoint_url=endpoint), table)
     return active.run_id if active else None
@@ -79,6 +87,15 @@ def test_publish_rerun_refusal_and_rollback(spark, ratings_file: Path, tmp_path:
     assert pointer(moto_endpoint, table) == run_a
     fallback = ddb.get_item(TableName=table, Key={"user_id": {"N": "0"}, "run_id": {"S": run_a}})["Item"]
     assert fallback[c.DDB_FALLBACK] == {"BOOL": True} and len(fallback[c.DDB_RECOMMENDATIONS]["L"]) == 100
+    assert all(c.PREDICTED_RATING in e for e in c.plain_value(fallback[c.DDB_RECOMMENDATIONS]))
+    # Each user's item carries both numbers of the run's parquet, in rank order.
+    parquet = spark.read.parquet(str(Path(first.output) / c.RECOMMENDATIONS_DIR))
+    some_user = parquet.first()[c.USER_ID]
+    item = ddb.get_item(TableName=table, Key={"user_id": {"N": str(some_user)}, "run_id": {"S": run_a}})["Item"]
+    fields = (c.RANK, c.ARTIST_ID, c.SCORE, c.PREDICTED_RATING)
+    entries = [e[f] for e in c.plain_value(item[c.DDB_RECOMMENDATIONS]) for f in fields]
+    assert entries == pytest.approx([r[f] for r in parquet.filter(f"{c.USER_ID} = {some_user}").orderBy(c.RANK)
+                                     .collect() for f in fields])
 
     # Aurora: the table holds this run
     engine = sa.create_engine(mysql_url)
@@ -87,6 +104,7 @@ def test_publish_rerun_refusal_and_rollback(spark, ratings_file: Path, tmp_path:
         status = conn.execute(sa.text(f"SELECT status FROM {c.SQL_MODEL_RUNS} WHERE run_id = :r"),
                               {"r": run_a}).scalar()
     assert n == first.metrics.counts.recommendations and status == "published"
+    assert rated_rows(mysql_url) == n, "every row carries its predicted rating"
 
     # a second run becomes active everywhere
     second = execute(spark, config(ratings_file, root, table, moto_endpoint, mysql_url, seed=7))
@@ -115,6 +133,7 @@ def test_publish_rerun_refusal_and_rollback(spark, ratings_file: Path, tmp_path:
     assert pointer(moto_endpoint, table) == run_a
     assert json.loads((root / c.LATEST_FILE).read_text())["run_id"] == run_a
     assert aurora_runs(mysql_url) == {run_a}
+    assert rated_rows(mysql_url) == n, "reloaded from the run's CSV with its predicted ratings"
     engine.dispose()
 
 

@@ -52,8 +52,8 @@ def metrics(run_id: str, n_recs: int) -> RunMetrics:
 
 def make_run(spark: Any, root: Path, run_id: str, artist_base: int = 100) -> RunToPublish:
     """A finished run: its CSV and _SUCCESS under the runs root, its recommendations in Spark."""
-    recs = [{c.USER_ID: u, c.RANK: r, c.ARTIST_ID: artist_base + r, c.SCORE: 90.0 - r}
-            for u in range(1, USERS + 1) for r in range(1, TOP_N + 1)]
+    recs = [{c.USER_ID: u, c.RANK: r, c.ARTIST_ID: artist_base + r, c.SCORE: 95.5 - r,
+             c.PREDICTED_RATING: 80.0 + u % 7 + r} for u in range(1, USERS + 1) for r in range(1, TOP_N + 1)]
     out = Path(c.run_path(str(root), run_id))
     (out / c.RECOMMENDATIONS_CSV_DIR).mkdir(parents=True)
     with (out / c.RECOMMENDATIONS_CSV_DIR / c.RECOMMENDATIONS_CSV_FILE).open("w", newline="") as f:
@@ -62,8 +62,9 @@ def make_run(spark: Any, root: Path, run_id: str, artist_base: int = 100) -> Run
         writer.writerows(recs)
     (out / c.SUCCESS_MARKER).write_text(run_id)
     df = spark.createDataFrame([tuple(r[k] for k in c.RECOMMENDATION_COLUMNS) for r in recs],
-                               "user_id int, rank int, artist_id int, score double").repartition(2)
-    popular = [{c.RANK: 1, c.ARTIST_ID: artist_base + 1, c.SCORE: 1.0, "n_ratings": 9}]
+                               "user_id int, rank int, artist_id int, score double, predicted_rating double"
+                               ).repartition(2)
+    popular = [{c.RANK: 1, c.ARTIST_ID: artist_base + 1, c.SCORE: 9.0, c.PREDICTED_RATING: 61.5, "n_ratings": 9}]
     return RunToPublish(run_id, TOP_N, df, popular, [{c.ARTIST_ID: artist_base + 1, "name": "Björk"}],
                         metrics(run_id, len(recs)))
 
@@ -123,6 +124,22 @@ def test_a_run_is_published_to_every_sink(spark: Any, tmp_path: Path, sinks: Pub
     summary = json.loads(recorded.metrics)
     assert recorded.status == "published" and summary["rmse"] == 17.5 and summary["k"] == 10
     assert summary["baselines"]["popularity_ndcg_at_k"] == 0.06 and summary["baselines"]["bias_rmse"] == 20.1
+    # Both numbers of every recommendation, in the DynamoDB items (written from Spark partitions)
+    # and Aurora's table (loaded from them), as the run had them.
+    assert sinks.dynamo and sinks.aurora
+    ddb = sinks.dynamo.client()
+    for user, run_id in ((4, RUN_A), (c.DDB_CONTROL_USER_ID, RUN_A)):
+        item = ddb.get_item(TableName=sinks.dynamo.table, Key={"user_id": {"N": str(user)}, "run_id": {"S": run_id}})
+        entries = c.plain_value(item["Item"][c.DDB_RECOMMENDATIONS])
+        expected = ([(r, 95.5 - r, 80.0 + 4 % 7 + r) for r in range(1, TOP_N + 1)] if user else [(1, 9.0, 61.5)])
+        assert [(e[c.RANK], e[c.SCORE], e[c.PREDICTED_RATING]) for e in entries] == expected
+    engine = sinks.aurora.engine()
+    with engine.connect() as conn:
+        loaded = conn.execute(sa.text(f"SELECT {c.USER_ID}, {c.RANK}, {c.SCORE}, {c.PREDICTED_RATING} "
+                                      f"FROM {c.SQL_RECOMMENDATIONS}")).all()
+    engine.dispose()
+    assert sorted(tuple(r) for r in loaded) == sorted((r[c.USER_ID], r[c.RANK], r[c.SCORE], r[c.PREDICTED_RATING])
+                                                      for r in run.recommendations.collect())
 
 
 def test_a_run_older_than_any_sinks_run_is_refused_before_anything_is_staged(

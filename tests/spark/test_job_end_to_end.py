@@ -7,7 +7,9 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
@@ -90,16 +92,17 @@ def test_every_known_user_gets_top_n_with_valid_scores_and_names(spark, run: Job
     assert set(per_user) == set(data.users.tolist())
     assert set(per_user.values()) == {5}
     assert {tuple(sorted(r.rank for r in rows if r.user_id == u)) for u in list(per_user)[:50]} == {(1, 2, 3, 4, 5)}
-    scores = [r.score for r in rows]
-    assert all(not math.isnan(s) and 0.0 <= s <= 100.0 for s in scores)
-    assert len(set(scores)) > 10, "scores must not collapse to one value (the notebook's all-zero users)"
+    ratings = [r.predicted_rating for r in rows]
+    assert all(not math.isnan(s) and 0.0 <= s <= 100.0 for s in ratings)
+    assert len(set(ratings)) > 10, "ratings must not collapse to one value (the notebook's all-zero users)"
     assert all(r.artist_name for r in rows)
     csv_rows = read_csv_dir(Path(run.output) / c.RECOMMENDATIONS_CSV_DIR, c.RECOMMENDATIONS_CSV_FILE)
     assert list(csv_rows[0]) == [*c.RECOMMENDATION_COLUMNS, c.ARTIST_NAME]
     # The parts written by several tasks are joined in order: the CSV is the parquet, sorted.
     ordered = sorted(rows, key=lambda r: (r.user_id, r.rank))
-    assert [(int(r[c.USER_ID]), int(r[c.RANK]), int(r[c.ARTIST_ID])) for r in csv_rows] == [
-        (r.user_id, r.rank, r.artist_id) for r in ordered]
+    assert [(int(r[c.USER_ID]), int(r[c.RANK]), int(r[c.ARTIST_ID]), float(r[c.SCORE]),
+             float(r[c.PREDICTED_RATING])) for r in csv_rows] == [
+        (r.user_id, r.rank, r.artist_id, r.score, r.predicted_rating) for r in ordered]
     assert not (Path(run.output) / "_parts").exists(), "the part files are cleaned up"
 
 
@@ -135,14 +138,18 @@ def test_model_beats_the_baselines_on_structured_data(run: JobResult) -> None:
 def test_score_pairs_cover_every_pair_and_match_a_reloaded_model(spark, run: JobResult, sample) -> None:  # type: ignore[no-untyped-def]
     rows = read_csv_dir(Path(run.output) / c.SCORES_DIR, c.SCORES_CSV_FILE)
     assert list(rows[0]) == list(c.SCORES_COLUMNS)
-    got = {(int(r["user_id"]), int(r["artist_id"])): float(r["score"]) for r in rows}
+    got = {(int(r[c.USER_ID]), int(r[c.ARTIST_ID])): (float(r[c.SCORE]), float(r[c.PREDICTED_RATING]))
+           for r in rows}
     assert set(got) == set(sample["pairs"])
-    assert all(not math.isnan(v) and 0 <= v <= 100 for v in got.values())
+    assert all(not math.isnan(s) and 0 <= v <= 100 for s, v in got.values())
     reloaded = model.load(spark, str(Path(run.output) / c.MODEL_DIR))
     pairs = spark.createDataFrame(sample["pairs"], "user_id int, artist_id int")
-    again = {(r.user_id, r.artist_id): r.score for r in model.score_pairs(reloaded, pairs).collect()}
-    assert again == pytest.approx(got)
-    assert got[(999_998, 999_997)] == pytest.approx(reloaded.params.global_mean)
+    again = {(r.user_id, r.artist_id): (r.score, r.predicted_rating)
+             for r in model.score_pairs(reloaded, pairs).collect()}
+    assert set(again) == set(got)
+    for pair, (score, rating) in got.items():
+        assert again[pair] == pytest.approx((score, rating))
+    assert got[(999_998, 999_997)] == pytest.approx((reloaded.params.global_mean,) * 2)
 
 
 def test_popular_fallback_is_ordered_and_scored(spark, run: JobResult, sample) -> None:  # type: ignore[no-untyped-def]
@@ -168,14 +175,56 @@ def test_popular_fallback_is_ordered_and_scored(spark, run: JobResult, sample) -
     assert p.feedback == Feedback.EXPLICIT
     bias = {r[c.ARTIST_ID]: r[model.BIAS] for r in fitted.items.select(c.ARTIST_ID, model.BIAS).collect()}
     unknown_user = [min(max(p.global_mean + (bias.get(a) or 0.0), p.rating_min), p.rating_max) for a in expected]
-    assert [r.score for r in pop] == pytest.approx(unknown_user)
-    assert len({round(s, 3) for s in unknown_user}) > 10, "artist biases must tell the scores apart"
+    assert [r.predicted_rating for r in pop] == pytest.approx(unknown_user, abs=1e-4)
+    assert len({round(s, 3) for s in unknown_user}) > 10, "artist biases must tell the ratings apart"
+    # The score is the popularity the list is ranked by: never higher further down.
+    assert [r.score for r in pop] == pytest.approx([liked[a] + rated[a] * 1e-6 for a in expected], abs=1e-6)
+    assert [r.score for r in pop] == sorted((r.score for r in pop), reverse=True)
+
+
+def assert_scores_never_rise(rows: list[Any]) -> None:
+    lists: dict[int, list[tuple[int, float]]] = {}
+    for r in rows:
+        lists.setdefault(r.user_id, []).append((r.rank, r.score))
+    for user, entries in lists.items():
+        scores = [score for _, score in sorted(entries)]
+        assert scores == sorted(scores, reverse=True), f"user {user}: scores rise down the list: {scores}"
+
+
+def test_scores_follow_the_ranking_and_ratings_are_the_models_clipped_predictions(spark, run: JobResult) -> None:  # type: ignore[no-untyped-def]
+    """The issue's demo list read rank 1 score 74.3, rank 3 82.9: the score shown was the
+    predicted rating while the list was ranked with the popularity prior. Now `score` is the
+    ranking score (non-increasing in rank) and `predicted_rating` the model's clipped rating,
+    both recomputed here in NumPy from the saved model's biases and factors."""
+    recs = spark.read.parquet(str(Path(run.output) / c.RECOMMENDATIONS_DIR)).collect()
+    assert_scores_never_rise(recs)
+    fitted = model.load(spark, str(Path(run.output) / c.MODEL_DIR))
+    p = fitted.params
+    assert p.popularity_weight > 0, "the run must rank with a prior for this test to mean anything"
+    users = {r[c.USER_ID]: (r[model.BIAS], r[model.FEATURES]) for r in fitted.users.collect()}
+    items = {r[c.ARTIST_ID]: (r[model.BIAS], r[model.FEATURES], r[model.N_RATINGS]) for r in fitted.items.collect()}
+    rating_moved = 0
+    for r in recs:
+        bu, xu = users[r.user_id]
+        bi, yi, n = items[r.artist_id]
+        raw = p.global_mean + bu + bi + p.residual_scale * float(np.dot(np.array(xu), np.array(yi)))
+        assert r.predicted_rating == pytest.approx(min(max(raw, p.rating_min), p.rating_max), abs=1e-3)
+        assert r.score == pytest.approx(raw + p.popularity_weight * math.log1p(n), abs=1e-3)
+        assert r.score != pytest.approx(r.predicted_rating, abs=1e-3)  # the prior is never zero here (n >= 1)
+    by_user: dict[int, list[Any]] = {}
+    for r in recs:
+        by_user.setdefault(r.user_id, []).append(r)
+    for entries in by_user.values():
+        ratings = [r.predicted_rating for r in sorted(entries, key=lambda r: r.rank)]
+        rating_moved += ratings != sorted(ratings, reverse=True)
+    assert rating_moved, "some list must be reordered by the prior (its ratings rise somewhere)"
 
 
 def test_report_shows_the_charts(run: JobResult) -> None:
     page = (Path(run.output) / c.REPORT_FILE).read_text()
     assert page.count("<svg") == 4
     assert run.run_id in page
+    assert "Predicted ratings of the recommendations" in page  # explicit feedback: the ratings, not the scores
 
 
 def test_same_seed_gives_the_same_recommendations(spark, sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -242,9 +291,10 @@ def test_implicit_feedback_runs_and_is_judged_by_ranking(spark, sample, tmp_path
     assert m.quality_gate.metric == "ndcg_at_k" and m.quality_gate.passed
     assert m.ndcg_at_k is not None and m.baselines.popularity.ndcg_at_k is not None
     assert m.ndcg_at_k > 0.5 * m.baselines.popularity.ndcg_at_k > 0
-    scores = spark.read.parquet(str(tmp_path / "imp" / c.RECOMMENDATIONS_DIR)).agg(
-        F.min("score"), F.max("score")).first()
-    assert 0.0 <= scores[0] <= scores[1] <= 1.0
+    recs = spark.read.parquet(str(tmp_path / "imp" / c.RECOMMENDATIONS_DIR))
+    assert recs.filter(F.col(c.PREDICTED_RATING).isNotNull()).count() == 0, "implicit feedback predicts no rating"
+    assert_scores_never_rise(recs.collect())
+    assert "Ranking scores of the recommendations" in (tmp_path / "imp" / c.REPORT_FILE).read_text()
 
 
 def test_command_line_reports_bad_options_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -48,7 +48,7 @@ def spark_fit(prepared: model.Prepared) -> model.RecommenderModel:
 def test_numpy_als_matches_spark_als_on_held_out_ratings(spark, small) -> None:  # type: ignore[no-untyped-def]
     spark_prepared = model.prepare(small["train"], Feedback.EXPLICIT, 10.0)
     fitted = spark_fit(spark_prepared)
-    scored = {(r[c.USER_ID], r[c.ARTIST_ID]): r[c.SCORE]
+    scored = {(r[c.USER_ID], r[c.ARTIST_ID]): r[c.PREDICTED_RATING]
               for r in model.score_pairs(fitted, small["test"]).collect()}
     spark_rmse = evaluate.prediction_errors(fitted, small["test"])["rmse"]
 

@@ -35,44 +35,65 @@ def test_biases_match_the_alternating_least_squares_formula(spark) -> None:
 
 
 def test_scores_fall_back_to_biases_then_the_mean_and_are_clipped(spark) -> None:
-    params = model.ModelParams(Feedback.EXPLICIT, 2, 0.1, 5, 50.0, 10.0, 0.0, 100.0, 1)
+    """predicted_rating: the prediction clipped to the scale; score: the unclipped prediction plus
+    the popularity prior, as the lists rank (popularity_weight * ln(1 + n_ratings))."""
+    params = model.ModelParams(Feedback.EXPLICIT, 2, 0.1, 5, 50.0, 10.0, 0.0, 100.0, 1, popularity_weight=2.0)
     users = spark.createDataFrame([(1, 5.0, [1.0, 2.0]), (2, -80.0, [0.0, 0.0])],
                                   "user_id int, bias double, features array<float>")
     items = spark.createDataFrame([(10, 3.0, [2.0, 1.0], 4), (11, 0.0, None, 1)],
                                   "artist_id int, bias double, features array<float>, n_ratings long")
     m = model.RecommenderModel(params, users, items)
     pairs = spark.createDataFrame([(1, 10), (1, 11), (1, 99), (3, 10), (3, 99), (2, 10)], "user_id int, artist_id int")
-    scores = {(r.user_id, r.artist_id): r.score for r in model.score_pairs(m, pairs).collect()}
-    assert scores == pytest.approx({
+    got = model.score_pairs(m, pairs).collect()
+    ratings = {(r.user_id, r.artist_id): r.predicted_rating for r in got}
+    raw = {
         (1, 10): 50 + 5 + 3 + 10 * (2 + 2),   # full model
         (1, 11): 50 + 5 + 0,                   # artist without factors: biases
         (1, 99): 50 + 5,                       # unknown artist: user bias
         (3, 10): 50 + 3,                       # unknown user: artist bias
         (3, 99): 50,                           # both unknown: global mean
-        (2, 10): 0.0,                          # 50 - 80 + 3 clipped to the scale
-    })
+        (2, 10): 50 - 80 + 3,                  # below the scale
+    }
+    assert ratings == pytest.approx({pair: min(max(v, 0.0), 100.0) for pair, v in raw.items()})
+    prior = {10: 2.0 * math.log1p(4), 11: 2.0 * math.log1p(1), 99: 0.0}  # an unknown artist has no prior
+    scores = {(r.user_id, r.artist_id): r.score for r in got}
+    assert scores == pytest.approx({(u, a): v + prior[a] for (u, a), v in raw.items()}, abs=1e-4)
     assert all(not math.isnan(v) for v in scores.values())
 
 
-def test_top_n_scores_are_the_models_predicted_ratings(spark) -> None:
-    """What users are shown as `score` is the rating the model predicts (score_pairs), for
-    users with factors and without, not that plus a constant."""
+def test_implicit_feedback_predicts_no_rating(spark) -> None:
+    params = model.ModelParams(Feedback.IMPLICIT, 2, 0.1, 5, 0.0, 1.0, 0.0, 1.0, 1, popularity_weight=0.5)
+    users = spark.createDataFrame([(1, 0.0, [0.5, 0.25])], "user_id int, bias double, features array<float>")
+    items = spark.createDataFrame([(10, 0.2, [1.0, 2.0], 3)],
+                                  "artist_id int, bias double, features array<float>, n_ratings long")
+    m = model.RecommenderModel(params, users, items)
+    (row,) = model.score_pairs(m, spark.createDataFrame([(1, 10)], "user_id int, artist_id int")).collect()
+    assert row.predicted_rating is None
+    assert row.score == pytest.approx(0.5 + 0.5 + 0.5 * math.log1p(3), abs=1e-4)
+
+
+def test_top_n_scores_and_ratings_are_what_score_pairs_gives(spark) -> None:
+    """A list's `score` and `predicted_rating` mean what score_pairs' do, for users with
+    factors and without: one meaning of each everywhere."""
     from glue_jobs.recommender import recommend
 
-    params = model.ModelParams(Feedback.EXPLICIT, 2, 0.1, 5, 40.0, 10.0, 0.0, 100.0, 1)
+    params = model.ModelParams(Feedback.EXPLICIT, 2, 0.1, 5, 40.0, 10.0, 0.0, 100.0, 1, popularity_weight=3.0)
     users = spark.createDataFrame([(1, 5.0, [1.0, 2.0]), (2, -3.0, None)],
                                   "user_id int, bias double, features array<float>")
     items = spark.createDataFrame([(10, 3.0, [2.0, 1.0], 4), (11, -2.0, [0.5, -1.0], 2)],
                                   "artist_id int, bias double, features array<float>, n_ratings long")
     m = model.RecommenderModel(params, users, items)
     none_seen = spark.createDataFrame([], "user_id int, artist_id int")
-    shown = {(r.user_id, r.artist_id): r.score
+    shown = {(r.user_id, r.artist_id): (r.score, r.predicted_rating)
              for r in recommend.recommend(spark, m, users.select(c.USER_ID), none_seen, 2).collect()}
-    predicted = {(r.user_id, r.artist_id): r.score
+    predicted = {(r.user_id, r.artist_id): (r.score, r.predicted_rating)
                  for r in model.score_pairs(m, spark.createDataFrame(list(shown), "user_id int, artist_id int"))
                  .collect()}
-    assert len(shown) == 4 and shown == pytest.approx(predicted, abs=1e-4)
-    assert shown[(1, 10)] == pytest.approx(40 + 5 + 3 + 10 * (2 + 2))
+    assert len(shown) == 4 and set(shown) == set(predicted)
+    for pair, (score, rating) in shown.items():
+        assert score == pytest.approx(predicted[pair][0], abs=1e-4)
+        assert rating == pytest.approx(predicted[pair][1], abs=1e-4)
+    assert shown[(1, 10)] == pytest.approx((88 + 3 * math.log1p(4), 40 + 5 + 3 + 10 * (2 + 2)), abs=1e-4)
 
 
 def test_ranking_metrics_are_measured_on_a_seeded_sample_of_whole_users(spark) -> None:

@@ -29,7 +29,8 @@ def recommendations_table(name: str, md: sa.MetaData = metadata) -> sa.Table:
         sa.Column(c.USER_ID, sa.Integer, primary_key=True, autoincrement=False),
         sa.Column(c.RANK, sa.SmallInteger, primary_key=True, autoincrement=False),
         sa.Column(c.ARTIST_ID, sa.Integer, nullable=False),
-        sa.Column(c.SCORE, sa.Float, nullable=False),
+        sa.Column(c.SCORE, sa.Float, nullable=False),  # the ranking score (contracts.SCORE)
+        sa.Column(c.PREDICTED_RATING, sa.Float, nullable=True),  # null: implicit feedback, or a run before v3
         sa.Column(c.SQL_RUN_ID, sa.String(32), nullable=False),
         extend_existing=True,
     )
@@ -75,8 +76,23 @@ def _v2(conn: Connection) -> None:
                              f"({c.SQL_RUN_STATUS}, {c.SQL_STARTED_AT})"))
 
 
+def _v3(conn: Connection) -> None:
+    # predicted_rating beside score (now the ranking score), on every copy of the table that a
+    # database created by v1/v2 holds: the live one, and the previous and staging ones that a
+    # rollback or the next load swaps in. A table that has it already (created by v1 from the
+    # current definition) is left alone.
+    inspector = sa.inspect(conn)
+    kind = sa.Float().compile(dialect=conn.dialect)
+    after = f" AFTER {c.SCORE}" if conn.dialect.name == "mysql" else ""
+    for table in (c.SQL_RECOMMENDATIONS, c.SQL_RECOMMENDATIONS_PREVIOUS, c.SQL_RECOMMENDATIONS_STAGING):
+        if not inspector.has_table(table):
+            continue
+        if c.PREDICTED_RATING not in {col["name"] for col in inspector.get_columns(table)}:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {c.PREDICTED_RATING} {kind} NULL{after}"))
+
+
 # One entry per c.SCHEMA_VERSION step (a test holds them equal): the stack reads the contract.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 
 
 def migrate(engine: Engine) -> list[int]:

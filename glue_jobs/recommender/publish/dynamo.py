@@ -64,10 +64,14 @@ def _number(value: float) -> dict[str, str]:
 
 
 def recommendation_list(recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The list attribute: rank, artist_id, score and, when the run predicts ratings,
+    predicted_rating (absent otherwise: readers take a missing one as null)."""
     out = []
     for r in sorted(recs, key=lambda r: r[c.RANK]):
         entry: dict[str, Any] = {c.ARTIST_ID: {"N": str(int(r[c.ARTIST_ID]))}, c.SCORE: _number(r[c.SCORE]),
                                  c.RANK: {"N": str(int(r[c.RANK]))}}
+        if r.get(c.PREDICTED_RATING) is not None:
+            entry[c.PREDICTED_RATING] = _number(r[c.PREDICTED_RATING])
         if r.get(c.ARTIST_NAME):
             entry[c.ARTIST_NAME] = {"S": str(r[c.ARTIST_NAME])}
         out.append({"M": entry})

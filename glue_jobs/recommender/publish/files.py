@@ -59,12 +59,15 @@ def point_latest(root: str, run_id: str, *, force: bool = False) -> None:
 
 
 def read_recommendations_csv(root: str, run_id: str) -> Iterator[dict[str, Any]]:
-    """A published run's recommendations back from its CSV (local folder or S3)."""
+    """A published run's recommendations back from its CSV (local folder or S3). A run written
+    before predicted_rating existed, or an implicit run (an empty cell), reads it as None."""
     directory = storage.join(c.run_path(root, run_id), c.RECOMMENDATIONS_CSV_DIR)
     for path in storage.list_files(directory, suffix=".csv"):
         for row in csv.DictReader(storage.read_lines(path)):
+            rating = row.get(c.PREDICTED_RATING)
             yield {c.USER_ID: int(row[c.USER_ID]), c.RANK: int(row[c.RANK]),
-                   c.ARTIST_ID: int(row[c.ARTIST_ID]), c.SCORE: float(row[c.SCORE])}
+                   c.ARTIST_ID: int(row[c.ARTIST_ID]), c.SCORE: float(row[c.SCORE]),
+                   c.PREDICTED_RATING: float(rating) if rating else None}
 
 
 class FilesSink:

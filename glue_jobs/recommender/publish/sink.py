@@ -15,7 +15,7 @@ class RunToPublish:
     run_id: str
     top_n: int
     recommendations: Any  # Spark DataFrame sorted by user, rank: c.RECOMMENDATION_COLUMNS (+ c.ARTIST_NAME)
-    popular: list[dict[str, Any]]  # the popularity list: rank, artist_id, score, n_ratings[, artist_name]
+    popular: list[dict[str, Any]]  # the popularity list: rank, artist_id, score, predicted_rating, n_ratings[, name]
     artists: list[dict[str, Any]]  # {artist_id, name}; empty when the run has no names
     metrics: RunMetrics
 

@@ -23,10 +23,10 @@ def task_error(exc: Exception) -> str:
 
 
 def per_user_lists(recs: Any) -> Any:
-    """One row per user: c.USER_ID and "recs", the user's rank, artist_id, score[, artist_name]."""
+    """One row per user: c.USER_ID and "recs", the user's c.LIST_ENTRY_COLUMNS[, artist_name]."""
     from pyspark.sql import functions as F
 
-    cols = [c.RANK, c.ARTIST_ID, c.SCORE] + ([c.ARTIST_NAME] if c.ARTIST_NAME in recs.columns else [])
+    cols = [*c.LIST_ENTRY_COLUMNS] + ([c.ARTIST_NAME] if c.ARTIST_NAME in recs.columns else [])
     return recs.groupBy(c.USER_ID).agg(F.collect_list(F.struct(*cols)).alias("recs"))
 
 
