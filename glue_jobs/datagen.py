@@ -27,6 +27,10 @@ from glue_jobs import contracts as c
 LATENT_DIM = 8
 # Every quarantine reason an R1 file can produce (unknown_dms_op needs DMS input).
 BAD_ROW_KINDS = tuple(r for r in c.QUARANTINE_REASONS if r != c.UNKNOWN_DMS_OP)
+# Every reason a DMS output can produce: there a pair written twice is an update, not a duplicate,
+# so the R1 duplicates become change rows with an Op that DMS never writes.
+DMS_BAD_ROW_KINDS = tuple(r for r in c.QUARANTINE_REASONS if r != c.DUPLICATE_PAIR)
+UNKNOWN_DMS_OPS = ("X", "i")
 
 
 @dataclass(frozen=True)
@@ -172,12 +176,18 @@ def write_r1(path: Path, lines: Iterable[str]) -> None:
         path.write_text(text, encoding="ascii")
 
 
-def write_dms(directory: Path, data: GeneratedRatings, *, seed: int = 42,
-              change_share: float = 0.1) -> dict[str, int]:
-    """Writes a DMS full load of the ratings table, then change files with I/U/D.
+@dataclass(frozen=True)
+class DmsOutput:
+    """What write_dms wrote, so tests know what to expect from the job's DMS ingest."""
 
-    Returns the number of rows of each kind written, so tests know what to expect.
-    """
+    rows: dict[str, int]  # good rows of each kind: load, insert, update, delete
+    bad_lines: list[tuple[str, str]]  # (expected quarantine reason, CSV line) among the changes
+
+
+def write_dms(directory: Path, data: GeneratedRatings, *, seed: int = 42,
+              change_share: float = 0.1) -> DmsOutput:
+    """Writes a DMS full load of the ratings table, then change files with I/U/D and, among
+    the changes, the generated bad rows in DMS form (dms_bad_rows)."""
     rng = np.random.default_rng(seed + 2)
     directory.mkdir(parents=True, exist_ok=True)
     header = [c.DMS_OP_COLUMN, c.DMS_TIMESTAMP_COLUMN, c.USER_ID, c.ARTIST_ID, c.RATING]
@@ -193,7 +203,7 @@ def write_dms(directory: Path, data: GeneratedRatings, *, seed: int = 42,
     rng.shuffle(changed)
     half = changed.size // 2
     updates, deletes = changed[:half], changed[half:]
-    rows = []
+    rows: list[list[object]] = []
     for k, i in enumerate(later.tolist()):
         rows.append(["I", _ts(k), int(data.users[i]), int(data.artists[i]), int(data.ratings[i])])
     for k, i in enumerate(updates.tolist()):
@@ -201,12 +211,28 @@ def write_dms(directory: Path, data: GeneratedRatings, *, seed: int = 42,
         rows.append(["U", _ts(k), int(data.users[i]), int(data.artists[i]), new_rating])
     for k, i in enumerate(deletes.tolist()):
         rows.append(["D", _ts(k), int(data.users[i]), int(data.artists[i]), int(data.ratings[i])])
+    bad = dms_bad_rows(data, rng)
+    rows.extend(row for _, row in bad)
     rows.sort(key=lambda row: str(row[1]))
     for part, start in enumerate(range(0, len(rows), max(1, len(rows) // 3 + 1))):
         _write_csv(directory / f"20261102-00000{part}.csv", header,
                    rows[start:start + len(rows) // 3 + 1])
-    return {"load": int(in_load.sum()), "insert": later.size, "update": updates.size,
-            "delete": deletes.size}
+    return DmsOutput({"load": int(in_load.sum()), "insert": later.size, "update": updates.size,
+                      "delete": deletes.size}, [(kind, _csv_line(row)) for kind, row in bad])
+
+
+def dms_bad_rows(data: GeneratedRatings, rng: np.random.Generator) -> list[tuple[str, list[object]]]:
+    """data.bad_lines as DMS change rows (Op, commit_ts, then the R1 line's fields), each with the
+    reason the job's DMS ingest gives it: the R1 line's own, except that a duplicate pair is no
+    error in a DMS replay, so it gets an unknown Op instead (unknown_dms_op)."""
+    rows: list[tuple[str, list[object]]] = []
+    for k, (kind, line) in enumerate(data.bad_lines):
+        if kind == c.DUPLICATE_PAIR:
+            kind, op = c.UNKNOWN_DMS_OP, str(rng.choice(UNKNOWN_DMS_OPS))
+        else:  # an insert or an update: both need a rating, so a bad rating is always caught
+            op = str(rng.choice(("I", "U")))
+        rows.append((kind, [op, _ts(k), *line.split(c.R1_SEPARATOR)]))
+    return rows
 
 
 def _ts(k: int) -> str:
@@ -220,6 +246,12 @@ def _write_csv(path: Path, header: list[str], rows: Iterable[list[object]]) -> N
     writer.writerow(header)
     writer.writerows(rows)
     path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _csv_line(row: list[object]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(row)
+    return buf.getvalue()
 
 
 _SYLLABLES = ("ka", "lo", "mi", "rá", "the", "nor", "vé", "ström", "bel", "ñu", "zo", "dé",
@@ -259,11 +291,12 @@ def main(argv: list[str] | None = None) -> None:
     data = generate(args.ratings, seed=args.seed, bad_share=args.bad_share)
     if args.format == "r1":
         write_r1(args.output, r1_lines(data, args.seed))
+        n_bad = len(data.bad_lines)
     else:
-        write_dms(args.output, data, seed=args.seed)
+        n_bad = len(write_dms(args.output, data, seed=args.seed).bad_lines)
     if args.artists_output:
         write_artist_names(args.artists_output, artist_names(data.artists, args.seed))
-    print(f"wrote {data.users.size} ratings + {len(data.bad_lines)} bad rows to {args.output}")
+    print(f"wrote {data.users.size} ratings + {n_bad} bad rows to {args.output}")
 
 
 if __name__ == "__main__":

@@ -140,14 +140,66 @@ class Splits(Held):
 
 
 def split(inputs: Inputs, options: TuningOptions, seed: int) -> Splits:
-    train_share = 1 - options.validation_share - options.test_share
-    train, valid, test = (df.cache() for df in inputs.learn.randomSplit(
-        [train_share, options.validation_share, options.test_share], seed=seed))
+    train, valid, test = (df.cache() for df in split_by_pair(inputs.learn, options, seed))
     sizes = (train.count(), valid.count(), test.count())
     log.info("split: %s train, %s validation, %s test", *(f"{n:,}" for n in sizes))
+    try:
+        check_enough_data(train, test, sizes)
+    except JobFailed:
+        for df in (train, valid, test):
+            df.unpersist()
+        raise
     # From here on the three splits are the cached copy of the learnable ratings.
     inputs.learn.unpersist()
     return Splits(train, valid, test, sizes)
+
+
+SPLIT_BUCKETS = 1_000_000
+
+
+def split_by_pair(ratings: DataFrame, options: TuningOptions, seed: int) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Train, validation and test by a seeded hash of each (user, artist) pair. A pair's split
+    depends on nothing else, so a split computed again after its cache is gone (a stage dropped
+    it, an executor was lost) holds exactly the same rows. randomSplit's would not: it samples
+    each partition in turn, and the input computed again need not be partitioned the same way, so
+    rows moved between splits, and the ratings every user has "seen" were no longer all there."""
+    bucket = F.pmod(F.xxhash64(F.col(c.USER_ID), F.col(c.ARTIST_ID), F.lit(seed)), F.lit(SPLIT_BUCKETS))
+    train_end = round((1 - options.validation_share - options.test_share) * SPLIT_BUCKETS)
+    valid_end = round((1 - options.test_share) * SPLIT_BUCKETS)
+    return (ratings.filter(bucket < train_end), ratings.filter((bucket >= train_end) & (bucket < valid_end)),
+            ratings.filter(bucket >= valid_end))
+
+
+def check_enough_data(train: DataFrame, test: DataFrame, sizes: tuple[int, int, int]) -> None:
+    """What tuning, the model and the test metrics need, checked before any of them runs: ratings
+    in every split, ratings of 2 users and of 2 artists in train, and a test user who also has
+    ratings in train (else no test metric is defined). JobFailed naming what is missing."""
+    n_train, n_valid, n_test = sizes
+    empty = [name for name, n in zip(("train", "validation", "test"), sizes) if n == 0]
+    missing = [f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty"] if empty else []
+    if n_train:
+        ids = train.agg(F.min(c.USER_ID), F.max(c.USER_ID), F.min(c.ARTIST_ID), F.max(c.ARTIST_ID)).first()
+        assert ids is not None
+        missing += [f"train holds the ratings of only one {what}"
+                    for what, lo, hi in (("user", ids[0], ids[1]), ("artist", ids[2], ids[3])) if lo == hi]
+        if n_test and not _test_user_in_train(train, test, n_test):
+            missing.append("no test user has ratings in train")
+    if missing:
+        raise JobFailed(
+            f"too little data to train and evaluate: {'; '.join(missing)} ({sum(sizes):,} ratings: "
+            f"{n_train:,} train, {n_valid:,} validation, {n_test:,} test); need at least one rating in "
+            "each split, ratings of 2 users and 2 artists in train, and a test user who also has ratings "
+            "in train. Nothing was published.")
+
+
+def _test_user_in_train(train: DataFrame, test: DataFrame, n_test: int) -> bool:
+    """Whether some test user also has ratings in train: first among a thousand test rows' users
+    (broadcast; the scan of train stops at the first match), then, only if none did, among all."""
+    sample = 1_000
+    if train.join(F.broadcast(test.select(c.USER_ID).limit(sample)), c.USER_ID, "left_semi").limit(1).count():
+        return True
+    return n_test > sample and bool(
+        train.join(test.select(c.USER_ID).distinct(), c.USER_ID, "left_semi").limit(1).count())
 
 
 # --- tune, or reuse the published run's parameters ------------------------------------------------
@@ -260,19 +312,30 @@ def quality_gate(tested: TestMetrics, feedback: Feedback, gates: GateOptions) ->
     """The model must beat the bias baseline (explicit, RMSE) or popularity (implicit, NDCG);
     JobFailed when it does not."""
     if feedback.has_ratings:
-        limit = (tested.baselines.bias_rmse or 0.0) * (1 - gates.min_rmse_gain)
-        value = tested.rmse
+        value, base = tested.rmse, tested.baselines.bias_rmse
+        unmeasured = _unmeasured(("rmse", value), ("bias_rmse", base))
+        limit = (base or 0.0) * (1 - gates.min_rmse_gain)
         gate = Gate(value is not None and value < limit, "rmse", value, "bias_rmse", round(limit, 6), True)
     else:
-        limit = (tested.baselines.popularity.ndcg_at_k or 0.0) * (1 + gates.min_ndcg_gain)
-        value = tested.ranking.ndcg_at_k
+        value, base = tested.ranking.ndcg_at_k, tested.baselines.popularity.ndcg_at_k
+        unmeasured = _unmeasured(("ndcg_at_k", value), ("popularity_ndcg_at_k", base))
+        limit = (base or 0.0) * (1 + gates.min_ndcg_gain)
         gate = Gate(value is not None and value > limit, "ndcg_at_k", value, "popularity_ndcg_at_k",
                     round(limit, 6), False)
+    if unmeasured:
+        raise JobFailed(f"quality gate cannot judge the model: the test split ({tested.evaluated_users:,} "
+                        f"users evaluated) gave no {' and no '.join(unmeasured)}, so the model cannot be "
+                        "compared with its baseline. Nothing was published.")
     if not gate.passed:
         raise JobFailed(f"quality gate failed: {gate.metric} = {gate.value} is not "
                         f"{'below' if gate.below else 'above'} {gate.limit} ({gate.baseline} with the "
                         "configured gain). Nothing was published.")
     return gate
+
+
+def _unmeasured(*figures: tuple[str, float | None]) -> list[str]:
+    """The names of the figures the test split did not yield (None or NaN)."""
+    return [name for name, value in figures if value is None or math.isnan(value)]
 
 
 # --- recommendations, the popularity fallback, scored pairs ---------------------------------------

@@ -152,7 +152,8 @@ def tune_on_spark(spark: SparkSession, train: DataFrame, valid: DataFrame, block
                     first_models[params] = fitted
                 else:
                     _release(fitted)
-        prepared.data.unpersist()
+        if prepared.data is not fold_train:  # implicit: prepare caches the fold itself, maybe the split
+            prepared.data.unpersist()
     results = [Candidate(r, g, tuning.metric, totals[(r, g)] / len(splits)) for r, g in grid]
     best = choose(results)
     weight, curve = tune_popularity_weight(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from glue_jobs import contracts as c
+from glue_jobs import datagen
 from glue_jobs.recommender.ingest import InputError, ingest, read_artist_names
 
 pytestmark = pytest.mark.spark
@@ -120,6 +122,20 @@ def test_dms_changes_are_applied_in_commit_order(spark, tmp_path: Path) -> None:
     assert not result.cached.storageLevel.useMemory
     assert {(r.user_id, r.artist_id): r.rating for r in kept.collect()} == {
         (1, 10): 55, (2, 10): 90, (3, 10): 20, (4, 12): 255}
+
+
+def test_generated_dms_bad_rows_are_quarantined_with_their_labelled_reasons(spark, tmp_path: Path) -> None:
+    data = datagen.generate(3_000, seed=6, bad_share=0.02)
+    written = datagen.write_dms(tmp_path / "dms", data, seed=6)
+    result = ingest(spark, (str(tmp_path / "dms"),))
+    assert result.input_format == "dms"
+    assert reasons_of(result) == dict(Counter(kind for kind, _ in written.bad_lines))
+    quarantined = sorted(r.line for r in result.quarantine.collect())
+    assert quarantined == sorted(line for _, line in written.bad_lines)
+    rows = written.rows
+    assert result.dms_changes == {"insert": rows["load"] + rows["insert"], "update": rows["update"],
+                                  "delete": rows["delete"]}
+    assert result.ratings.count() == data.users.size - rows["delete"]
 
 
 def test_dms_without_the_expected_columns_is_refused(spark, tmp_path: Path) -> None:

@@ -55,6 +55,24 @@ def test_files_round_trip_r1_layout_gzip_and_windows_1252(tmp_path: Path) -> Non
         raw.decode("utf-8")  # really Windows-1252, like R1's names file, when accents appear
 
 
+def test_dms_output_carries_the_labelled_bad_rows_among_its_changes(tmp_path: Path) -> None:
+    data = datagen.generate(3_000, seed=4, bad_share=0.02)
+    written = datagen.write_dms(tmp_path, data, seed=4)
+    assert len(written.bad_lines) == len(data.bad_lines) > 0
+    # Every kind a DMS replay can quarantine, and the R1 duplicates turned into unknown Ops.
+    kinds = Counter(kind for kind, _ in written.bad_lines)
+    assert set(kinds) == set(datagen.DMS_BAD_ROW_KINDS) == set(c.QUARANTINE_REASONS) - {c.DUPLICATE_PAIR}
+    r1_kinds = Counter(kind for kind, _ in data.bad_lines)
+    assert kinds[c.UNKNOWN_DMS_OP] == r1_kinds[c.DUPLICATE_PAIR]
+    changes = [line for path in sorted(tmp_path.glob("2026*.csv"))
+               for line in path.read_text().splitlines()[1:]]
+    load = (tmp_path / "LOAD00000001.csv").read_text().splitlines()[1:]
+    assert len(load) == written.rows["load"]
+    good = written.rows["insert"] + written.rows["update"] + written.rows["delete"]
+    assert len(changes) == good + len(written.bad_lines)
+    assert Counter(changes) >= Counter(line for _, line in written.bad_lines)
+
+
 def config(**kw: object) -> JobConfig:
     return JobConfig.from_fields(inputs=("in",), output="out", **kw)
 
@@ -82,6 +100,22 @@ def test_quality_gate_compares_with_the_right_baseline() -> None:
     with pytest.raises(JobFailed, match=r"ndcg_at_k = 0.1 is not above 0.12 \(popularity_ndcg_at_k"):
         quality_gate(measured(None, 0.1), implicit, config(feedback=implicit).gates)
     assert quality_gate(measured(None, 0.13), implicit, config(feedback=implicit).gates).metric == "ndcg_at_k"
+
+
+def test_quality_gate_without_test_figures_fails_clearly() -> None:
+    explicit, implicit = Feedback.EXPLICIT, Feedback.IMPLICIT
+    empty = TestMetrics(None, None, Ranking(), Baselines(), 0)
+    with pytest.raises(JobFailed, match=r"cannot judge the model: the test split \(0 users evaluated\) "
+                                        r"gave no rmse and no bias_rmse"):
+        quality_gate(empty, explicit, config().gates)
+    with pytest.raises(JobFailed, match=r"gave no ndcg_at_k and no popularity_ndcg_at_k"):
+        quality_gate(empty, implicit, config(feedback=implicit).gates)
+    no_baseline = TestMetrics(15.0, None, Ranking(ndcg_at_k=0.2),
+                              Baselines(popularity=Ranking(ndcg_at_k=float("nan"))), 3)
+    with pytest.raises(JobFailed, match=r"gave no bias_rmse,"):
+        quality_gate(no_baseline, explicit, config().gates)
+    with pytest.raises(JobFailed, match=r"gave no popularity_ndcg_at_k,"):
+        quality_gate(no_baseline, implicit, config(feedback=implicit).gates)
 
 
 def test_model_selection_prefers_lower_rmse_then_simpler_models() -> None:
