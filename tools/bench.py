@@ -115,8 +115,9 @@ def fmt(v: object, digits: int = 4) -> str:
 def job_table(rows: list[tuple[int, float, float, RunMetrics]]) -> list[str]:
     lines = ["| ratings | wall s | slope vs previous size | peak MB (driver: Python + JVM) | stage timings s | "
              "RMSE | bias RMSE | global-mean RMSE | RMSE gain vs bias | MAE | bias MAE | NDCG@10 | "
-             "popularity NDCG@10 | precision@10 | popularity precision@10 | best rank, reg, pop. weight |",
-             "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "popularity NDCG@10 | precision@10 | popularity precision@10 | best rank, reg, pop. weight | "
+             "model fitted in |",
+             "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     previous: tuple[int, float] | None = None
     for size, wall, peak, m in rows:
         # log-log slope of wall time against data size: 1.0 is linear, above 1 super-linear.
@@ -132,7 +133,7 @@ def job_table(rows: list[tuple[int, float, float, RunMetrics]]) -> list[str]:
             f"{fmt(gain, 3) if gain is None else f'{gain:.1%}'} | {fmt(t.mae, 3)} | {fmt(b.bias_mae, 3)} | "
             f"{fmt(t.ranking.ndcg_at_k)} | {fmt(b.popularity.ndcg_at_k)} | "
             f"{fmt(t.ranking.precision_at_k)} | {fmt(b.popularity.precision_at_k)} | "
-            f"{bp.rank}, {bp.reg_param}, {bp.popularity_weight:g} |")
+            f"{bp.rank}, {bp.reg_param}, {bp.popularity_weight:g} | {(m.spark or {}).get('model', 'spark')} |")
     return lines
 
 

@@ -138,6 +138,11 @@ def main() -> int:
         print(f"error: {opts.metrics} is a run that reused {m.tuning.reused_from}'s tuning: it measured no "
               "tuning to scale. Give the metrics.json of a run that tuned (--tuning full).", file=sys.stderr)
         return 2
+    if (m.spark or {}).get("model") == "numpy":
+        print(f"error: {opts.metrics} is a run whose model was fitted and evaluated on the driver (at most "
+              "--tune-sample-ratings ratings); R1 fits on Spark. Give the metrics.json of a larger run.",
+              file=sys.stderr)
+        return 2
     n, bound = m.counts, opts.tune_sample_ratings
     measured = measured_work(m, opts.max_iter, bound)
     target = work_like(m, opts.ratings, opts.users, opts.items, opts.max_iter, bound, opts.eval_users)

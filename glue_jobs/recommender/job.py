@@ -62,7 +62,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         with timer("read_validate"):
             inputs = held.enter_context(stages.read_inputs(spark, config.input, config.gates))
         with timer("split"):
-            splits = held.enter_context(stages.split(inputs, tune_opts, model_opts.seed))
+            splits = held.enter_context(stages.split(inputs, tune_opts, model_opts.seed, feedback))
         with timer("tune"):
             tuned = stages.tune(spark, splits, inputs, previous, model_opts, tune_opts)
         with timer("fit"):
@@ -79,7 +79,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         with timer("write"):
             outputs.write_data(out, recs, inputs.quarantine, fitted.model)
         metrics = metrics.with_(timings_s=dict(timer.timings),
-                                grid=tuning.relative_to_fit(metrics.grid, timer.timings["fit"]))
+                                grid=tuning.relative_to_fit(metrics.grid, timer.timings["fit"], metrics.spark["model"]))
         outputs.finish(out, metrics, splits.whole, recs.recs, feedback.rating_scale)
         if sinks.enabled:
             metrics = publish_run(sinks, metrics, recs, inputs, config.model.top_n, out, timer)
@@ -123,7 +123,8 @@ def summarise(spark: SparkSession, run_id: str, config: JobConfig, inputs: stage
     best = BestParams(result.best.rank, result.best.reg_param, round(result.popularity_weight, 6))
     return RunMetrics(
         run_id=run_id, feedback=config.model.feedback.value, k=config.tuning.k, top_n=config.model.top_n,
-        spark=spark_settings(spark), input_format=inputs.input_format, quarantine=inputs.quarantine_counts,
+        spark={**spark_settings(spark), "model": "numpy" if splits.local is not None else "spark"},
+        input_format=inputs.input_format, quarantine=inputs.quarantine_counts,
         best_params=best, grid=[cand.as_dict() for cand in result.grid], tuning=tuned.origin,
         popularity_weight_curve=[{k: round(v, 6) for k, v in point.items()} for point in result.weight_curve],
         selection_metric=config.tuning.metric, test=tested,

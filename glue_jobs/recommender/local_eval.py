@@ -8,6 +8,7 @@ binary relevance, ideal DCG over min(|relevant|, k), users without recommendatio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -113,3 +114,38 @@ def ndcg_at_k(task: RankingTask, prepared: Prepared, factors: Factors, item_coun
     else:
         per_block = [block_totals(start) for start in starts]
     return [float(t / task.users.size) for t in np.sum(per_block, axis=0)]
+
+
+def ranking_metrics(task: RankingTask, catalog: np.ndarray, scores: Callable[[np.ndarray], np.ndarray],
+                    k: int) -> dict[str, float]:
+    """precision, recall, NDCG and MAP at k over the task's users, as Spark's RankingMetrics
+    computes them (evaluate.ranking_metrics): precision = hits / k, recall = hits / |relevant|,
+    MAP = sum of the precision at each hit / min(|relevant|, k). `scores(user indices)` gives
+    each user's score for every artist of `catalog` (indices, ascending = artist-id order); the
+    best k unmasked ones, ties to the lower artist id, are the user's list."""
+    names = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k")
+    if task.users.size == 0:
+        return dict.fromkeys(names, float("nan"))
+    column = np.full(task.n_items, -1)
+    column[catalog] = np.arange(catalog.size)
+    ex_cols = column[task.exclude_items]
+    ex_rows, ex_cols = task.exclude_rows[ex_cols >= 0], ex_cols[ex_cols >= 0]
+    positions = np.arange(1, k + 1, dtype=np.float64)
+    discount = 1.0 / np.log2(positions + 1)
+    n_relevant = task.n_relevant.astype(np.float64)
+    ideal = np.cumsum(discount)[np.minimum(task.n_relevant, k) - 1]
+    block = max(1, min(4096, BLOCK_CELLS // max(catalog.size, 1)))
+    totals = np.zeros(len(names))
+    for start in range(0, task.users.size, block):
+        rows = np.arange(start, min(start + block, task.users.size))
+        cost = -np.array(scores(task.users[rows]), dtype=np.float64)
+        lo, hi = np.searchsorted(ex_rows, [rows[0], rows[-1] + 1])
+        cost[ex_rows[lo:hi] - rows[0], ex_cols[lo:hi]] = np.inf
+        top = lowest_k(cost, k)
+        keys = rows[:, None].astype(np.int64) * task.n_items + catalog[np.maximum(top, 0)]
+        hits = np.isin(keys, task.relevant) & (top >= 0)
+        count = hits.sum(axis=1)
+        totals += [(count / k).sum(), (count / n_relevant[rows]).sum(), ((hits @ discount) / ideal[rows]).sum(),
+                   (((np.cumsum(hits, axis=1) / positions) * hits).sum(axis=1)
+                    / np.minimum(n_relevant[rows], k)).sum()]
+    return {name: float(total / task.users.size) for name, total in zip(names, totals)}

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+import numpy as np
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender import evaluate, model, recommend, reuse, tuning
+from glue_jobs.recommender import evaluate, local_model, model, recommend, reuse, tuning
 from glue_jobs.recommender.config import Feedback, GateOptions, InputOptions, ModelOptions, TuningOptions
 from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.ingest import Ingested, ingest, read_artist_names, read_pairs
@@ -124,6 +125,7 @@ class Splits(Held):
     valid: DataFrame
     test: DataFrame
     sizes: tuple[int, int, int]
+    local: local_model.LocalData | None = None  # every rating on the driver (local_model.eligible)
 
     def held(self) -> tuple[DataFrame | None, ...]:
         return (self.train, self.valid, self.test)
@@ -139,7 +141,7 @@ class Splits(Held):
         return self.fit_data.unionByName(self.test)
 
 
-def split(inputs: Inputs, options: TuningOptions, seed: int) -> Splits:
+def split(inputs: Inputs, options: TuningOptions, seed: int, feedback: Feedback) -> Splits:
     train, valid, test = (df.cache() for df in split_by_pair(inputs.learn, options, seed))
     sizes = (train.count(), valid.count(), test.count())
     log.info("split: %s train, %s validation, %s test", *(f"{n:,}" for n in sizes))
@@ -151,7 +153,12 @@ def split(inputs: Inputs, options: TuningOptions, seed: int) -> Splits:
         raise
     # From here on the three splits are the cached copy of the learnable ratings.
     inputs.learn.unpersist()
-    return Splits(train, valid, test, sizes)
+    local = None
+    if local_model.eligible(feedback, inputs.ratings, options.sample_ratings):
+        local = local_model.collect(train, valid, test, inputs.blocked)
+        log.info("collected %s ratings of %s users to fit and evaluate on the driver",
+                 f"{local.ratings.values.size:,}", f"{local.user_ids.size:,}")
+    return Splits(train, valid, test, sizes, local)
 
 
 SPLIT_BUCKETS = 1_000_000
@@ -216,8 +223,8 @@ def tune(spark: SparkSession, splits: Splits, inputs: Inputs, previous: reuse.Pr
     run that tuned (`origin.reused_from`) holds them."""
     decision = reuse.decide(previous, inputs.ratings, tune_opts, feedback=options.feedback)
     if decision.params is None:
-        return Tuned(tuning.tune(spark, splits.train, splits.valid, inputs.blocked, options, tune_opts),
-                     decision.origin)
+        return Tuned(tuning.tune(spark, splits.train, splits.valid, inputs.blocked, options, tune_opts,
+                                 splits.local), decision.origin)
     best = decision.params
     chosen = tuning.Candidate(best.rank, best.reg_param, tune_opts.metric, math.nan)  # not measured here
     return Tuned(tuning.TuningResult(chosen, [], best.popularity_weight, []), decision.origin)
@@ -227,15 +234,22 @@ def tune(spark: SparkSession, splits: Splits, inputs: Inputs, previous: reuse.Pr
 @dataclass(frozen=True)
 class Fitted(Held):
     model: RecommenderModel
-    prepared: Prepared
+    prepared: Prepared | None  # the Spark path's training data
     catalog: recommend.Catalog  # collected and broadcast once: evaluation and top-N share it
+    local: local_model.LocalModel | None = None  # the same model as arrays, when fitted on the driver
 
     def held(self) -> tuple[DataFrame | None, ...]:
-        return (self.model.users, self.model.items, self.prepared.data)
+        return (self.model.users, self.model.items, self.prepared.data if self.prepared else None)
 
 
 def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options: ModelOptions) -> Fitted:
     best = tuned.best
+    if splits.local is not None:
+        local = local_model.fit(splits.local, rank=best.rank, reg_param=best.reg_param, max_iter=options.max_iter,
+                                bias_reg=options.bias_reg, seed=options.seed,
+                                popularity_weight=tuned.popularity_weight, feedback=options.feedback)
+        catalog = recommend.catalog_of(local.params, *local_model.catalog_arrays(local))
+        return Fitted(local_model.as_spark(spark, local), None, catalog, local)
     prepared = model.prepare(splits.fit_data, options.feedback, options.bias_reg)
     fitted = model.fit(prepared, feedback=options.feedback, rank=best.rank, reg_param=best.reg_param,
                        max_iter=options.max_iter, alpha=options.alpha, seed=options.seed,
@@ -258,6 +272,26 @@ def _ranking(metrics: dict[str, float]) -> Ranking:
 
 def evaluate_on_test(spark: SparkSession, fitted: Fitted, splits: Splits, blocked: DataFrame,
                      feedback: Feedback, options: TuningOptions, seed: int) -> TestMetrics:
+    if fitted.local is not None:
+        errors, ranking, popular, users = _local_test_metrics(fitted.local, options, seed)
+    else:
+        errors, ranking, popular, users = _spark_test_metrics(spark, fitted, splits, blocked, feedback, options,
+                                                              seed)
+    baselines = Baselines(errors.get("global_mean_rmse"), errors.get("global_mean_mae"),
+                          errors.get("bias_rmse"), errors.get("bias_mae"), _ranking(popular))
+    tested = TestMetrics(errors.get("rmse"), errors.get("mae"), _ranking(ranking), baselines, users)
+    log.info("test: rmse=%s (bias %s), ndcg@%d=%s (popularity %s) over %s users", tested.rmse,
+             baselines.bias_rmse, options.k, tested.ranking.ndcg_at_k, baselines.popularity.ndcg_at_k,
+             f"{tested.evaluated_users:,}")
+    return tested
+
+
+_TestFigures = tuple[dict[str, float | None], dict[str, float], dict[str, float], int]
+
+
+def _spark_test_metrics(spark: SparkSession, fitted: Fitted, splits: Splits, blocked: DataFrame,
+                        feedback: Feedback, options: TuningOptions, seed: int) -> _TestFigures:
+    """Rating errors, the model's and popularity's ranking metrics, and the evaluated users."""
     k, threshold = options.k, options.relevance_threshold
     errors = _rating_errors(fitted, splits.test) if feedback.has_ratings else {}
     relevant = evaluate.relevant_items(splits.test, feedback, threshold)
@@ -268,18 +302,21 @@ def evaluate_on_test(spark: SparkSession, fitted: Fitted, splits: Splits, blocke
     exclude = (splits.fit_data.select(c.USER_ID, c.ARTIST_ID).unionByName(blocked)
                .join(test_users, c.USER_ID, "left_semi"))
     recs = recommend.recommend(spark, fitted.model, test_users, exclude, k, fitted.catalog)
-    ranking = _ranking(evaluate.ranking_metrics(recs, relevant, k))
+    ranking = evaluate.ranking_metrics(recs, relevant, k)
     popularity = evaluate.popularity(splits.fit_data, feedback, threshold)
     pop_recs = recommend.recommend_popular(spark, popularity, test_users, exclude, k)
-    baselines = Baselines(errors.get("global_mean_rmse"), errors.get("global_mean_mae"),
-                          errors.get("bias_rmse"), errors.get("bias_mae"),
-                          _ranking(evaluate.ranking_metrics(pop_recs, relevant, k)))
+    popular = evaluate.ranking_metrics(pop_recs, relevant, k)
     relevant.unpersist()
-    tested = TestMetrics(errors.get("rmse"), errors.get("mae"), ranking, baselines, test_users.count())
-    log.info("test: rmse=%s (bias %s), ndcg@%d=%s (popularity %s) over %s users", tested.rmse,
-             baselines.bias_rmse, k, ranking.ndcg_at_k, baselines.popularity.ndcg_at_k,
-             f"{tested.evaluated_users:,}")
-    return tested
+    return errors, ranking, popular, test_users.count()
+
+
+def _local_test_metrics(fitted: local_model.LocalModel, options: TuningOptions, seed: int) -> _TestFigures:
+    """_spark_test_metrics on the driver's arrays (evaluated users drawn by NumPy, not by hash)."""
+    errors: dict[str, float | None] = {}
+    for name, figures in local_model.rating_errors(fitted).items():
+        errors[f"{name}rmse"], errors[f"{name}mae"] = _finite(figures.rmse), _finite(figures.mae)
+    return (errors, *local_model.ranking(fitted, options.k, options.relevance_threshold, options.eval_users,
+                                         seed))
 
 
 def some_users(rows: DataFrame, bound: int, seed: int) -> DataFrame:
@@ -359,7 +396,10 @@ def recommend_all(spark: SparkSession, fitted: Fitted, learn: DataFrame, inputs:
     all_users = exclude.select(c.USER_ID).distinct()
     # Scored once: the range sort below samples its input before it shuffles, which would
     # otherwise run the whole top-N step twice.
-    scored = recommend.recommend(spark, fitted.model, all_users, exclude, options.top_n, fitted.catalog).cache()
+    if fitted.local is not None:
+        scored = local_model.top_n(spark, fitted.local, fitted.catalog, options.top_n).cache()
+    else:
+        scored = recommend.recommend(spark, fitted.model, all_users, exclude, options.top_n, fitted.catalog).cache()
     recs, popular = scored, popular_list(fitted.model, learn, options, threshold)
     names = inputs.artists
     if names is not None:
@@ -373,10 +413,13 @@ def recommend_all(spark: SparkSession, fitted: Fitted, learn: DataFrame, inputs:
     scored.unpersist()
     popular = popular.orderBy(c.RANK).cache()
     scores = model.score_pairs(fitted.model, inputs.pairs) if inputs.pairs is not None else None
-    n_catalog = fitted.model.items.filter(F.col(model.FEATURES).isNotNull()).count()
-    coverage = round(evaluate.catalog_coverage(recs, n_catalog), 6)
-    result = Recommendations(recs, popular, scores, n_recs, all_users.count(),
-                             learn.select(c.ARTIST_ID).distinct().count(), coverage)
+    coverage = round(evaluate.catalog_coverage(recs, fitted.catalog.artist_ids.size), 6)
+    if fitted.local is not None:  # the same counts, from the arrays
+        data = fitted.local.data
+        n_users, n_items = data.user_ids.size, int(np.unique(data.ratings.items).size)
+    else:
+        n_users, n_items = all_users.count(), learn.select(c.ARTIST_ID).distinct().count()
+    result = Recommendations(recs, popular, scores, n_recs, n_users, n_items, coverage)
     log.info("recommended %s artists to %s users (catalog coverage %.1f%%)", f"{n_recs:,}",
              f"{result.users:,}", 100 * coverage)
     return result

@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender import evaluate, local_als, local_eval, recommend
+from glue_jobs.recommender import evaluate, local_als, local_eval, local_model, recommend
 from glue_jobs.recommender.config import Feedback, ModelOptions, TuningOptions
 from glue_jobs.recommender.model import Prepared, RecommenderModel, fit, prepare
 
@@ -46,12 +46,14 @@ class Candidate:
         return out
 
 
-def relative_to_fit(grid: list[dict[str, Any]], fit_seconds: float) -> list[dict[str, Any]]:
-    """Grid entries (Candidate.as_dict) with `vs_spark_fit`: the candidate's seconds over the run's
-    `fit` stage, one plain Spark fit (biases + ALS) of the chosen parameters on train + validation."""
+def relative_to_fit(grid: list[dict[str, Any]], fit_seconds: float, model_on: str = "spark") -> list[dict[str, Any]]:
+    """Grid entries (Candidate.as_dict) with `vs_spark_fit` (or `vs_numpy_fit` when the run fitted its
+    model on the driver): the candidate's seconds over the run's `fit` stage, one plain fit (biases +
+    ALS) of the chosen parameters on train + validation."""
     if fit_seconds <= 0:
         return grid
-    return [{**g, "vs_spark_fit": round(g["seconds"] / fit_seconds, 3)} if "seconds" in g else g for g in grid]
+    key = f"vs_{model_on}_fit"
+    return [{**g, key: round(g["seconds"] / fit_seconds, 3)} if "seconds" in g else g for g in grid]
 
 
 def als_blocks(spark: SparkSession) -> int:
@@ -89,11 +91,14 @@ class TuningResult:
 
 
 def tune(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataFrame,
-         model: ModelOptions, tuning: TuningOptions) -> TuningResult:
+         model: ModelOptions, tuning: TuningOptions, local: local_model.LocalData | None = None) -> TuningResult:
+    """`local`: every rating, already collected (local_model.eligible); else the tuning collects
+    its sample itself."""
     if not model.feedback.has_ratings:
         return tune_on_spark(spark, train, valid, blocked, model, tuning)
     start = time.perf_counter()
-    data = collect_tuning_data(spark, train, valid, blocked, tuning.sample_ratings, model.seed)
+    data = (tuning_data_of(local) if local is not None
+            else collect_tuning_data(spark, train, valid, blocked, tuning.sample_ratings, model.seed))
     collected = time.perf_counter()
     folds = local_folds(data, model, tuning)
     log.info("tuning on %d ratings of %d users: collected in %.1f s, %d fold(s) prepared in %.1f s",
@@ -215,25 +220,12 @@ def choose(results: list[Candidate]) -> Candidate:
 
 
 # --- explicit feedback: tuning in NumPy on the driver -------------------------------------------
-def collect_arrays(df: DataFrame, columns: list[str]) -> np.ndarray:
-    """Numeric columns as one float64 matrix. Each partition's column values travel as one list
-    (a few objects to unpickle, not one Row per rating, and no Python workers): 3.5x faster than
-    packing rows on the executors for 1M ratings. The lists of one group fill row by row in one
-    aggregation, so they stay aligned."""
-    parts = (df.groupBy(F.spark_partition_id().alias("_part"))
-             .agg(*[F.collect_list(F.col(name).cast("double")).alias(name) for name in columns]).collect())
-    if not parts:
-        return np.zeros((0, len(columns)))
-    return np.column_stack([np.concatenate([np.asarray(row[name], dtype=np.float64) for row in parts])
-                            for name in columns])
-
-
 def sample_users(spark: SparkSession, ratings: DataFrame, bound: int, seed: int) -> DataFrame | None:
     """user_id of a random (seeded) set of users whose ratings together fit `bound`; None when
     every rating fits (or bound is 0). Whole users, so each keeps its full history."""
     if bound == 0 or ratings.count() <= bound:
         return None
-    counts = collect_arrays(ratings.groupBy(c.USER_ID).count(), [c.USER_ID, "count"])
+    counts = local_model.collect_arrays(ratings.groupBy(c.USER_ID).count(), [c.USER_ID, "count"])
     counts = counts[np.argsort(counts[:, 0])][np.random.default_rng(seed).permutation(len(counts))]
     chosen = counts[np.cumsum(counts[:, 1]) <= bound, 0]
     if chosen.size == 0:  # the first user drawn alone holds more than the bound: tune on that one
@@ -261,9 +253,9 @@ def collect_tuning_data(spark: SparkSession, train: DataFrame, valid: DataFrame,
     if users is not None:
         both = both.join(F.broadcast(users), c.USER_ID, "left_semi")
         blocked = blocked.join(F.broadcast(users), c.USER_ID, "left_semi")
-    rows = collect_arrays(both, [*cols, "_valid"])
+    rows = local_model.collect_arrays(both, [*cols, "_valid"])
     rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # the same order whatever the partitioning
-    pairs = collect_arrays(blocked, [c.USER_ID, c.ARTIST_ID])
+    pairs = local_model.collect_arrays(blocked, [c.USER_ID, c.ARTIST_ID])
     user_ids = np.unique(rows[:, 0])
     item_ids = np.unique(np.concatenate([rows[:, 1], pairs[:, 1]]))
     pairs = pairs[np.isin(pairs[:, 0], user_ids)]
@@ -271,6 +263,14 @@ def collect_tuning_data(spark: SparkSession, train: DataFrame, valid: DataFrame,
                                 rows[:, 2], user_ids.size, item_ids.size)
     return TuningData(ratings, rows[:, 3] > 0, np.searchsorted(user_ids, pairs[:, 0]),
                       np.searchsorted(item_ids, pairs[:, 1]), user_ids, item_ids)
+
+
+def tuning_data_of(local: local_model.LocalData) -> TuningData:
+    """The train and validation ratings of data collected whole (test-only users and artists keep
+    their indices: they have no ratings here, so no bias and no factors)."""
+    mask = local.split_of != local_model.TEST
+    return TuningData(local.ratings.subset(mask), local.split_of[mask] == local_model.VALID,
+                      local.blocked_users, local.blocked_items, local.user_ids, local.item_ids)
 
 
 @dataclass(frozen=True)

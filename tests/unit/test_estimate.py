@@ -70,3 +70,12 @@ def test_tuning_on_a_bounded_sample_costs_the_same_however_big_the_data() -> Non
     seconds = est.core_seconds(METRICS, measured, evaluated)
     assert seconds["evaluate"] == pytest.approx(TIMINGS["evaluate"] * 2)
     assert seconds["recommend"] == pytest.approx(TIMINGS["recommend"] * 2 * 100)
+
+
+def test_a_run_fitted_on_the_driver_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text(RunMetrics.from_dict({**METRICS.as_dict(), "spark": {"master": "local[2]", "model": "numpy"}})
+                    .to_json())
+    sys.argv = ["estimate_r1.py", str(path)]
+    assert est.main() == 2
+    assert "fitted and evaluated on the driver" in capsys.readouterr().err

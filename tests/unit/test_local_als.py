@@ -101,3 +101,4 @@ def test_grid_entries_get_their_cost_against_the_spark_fit() -> None:
     grid = [{"rank": 10, "reg_param": 0.1, "rmse": 15.0, "seconds": 2.0}, {"rank": 20, "reg_param": 0.1, "rmse": 14.0}]
     assert tuning.relative_to_fit(grid, 8.0) == [{**grid[0], "vs_spark_fit": 0.25}, grid[1]]
     assert tuning.relative_to_fit(grid, 0.0) == grid
+    assert tuning.relative_to_fit(grid, 4.0, "numpy") == [{**grid[0], "vs_numpy_fit": 0.5}, grid[1]]

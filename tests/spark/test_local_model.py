@@ -1,0 +1,119 @@
+"""The final model fitted and evaluated on the driver is the Spark path's model and metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glue_jobs import contracts as c
+from glue_jobs import datagen
+from glue_jobs.recommender import local_model, recommend, stages, tuning
+from glue_jobs.recommender.config import Feedback, GateOptions, InputOptions, JobConfig, ModelOptions, TuningOptions
+from glue_jobs.recommender.main import execute
+
+pytestmark = pytest.mark.spark
+N_RATINGS, SEED = 20_000, 11
+
+
+@pytest.fixture(scope="module")
+def ratings_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("local") / "ratings.tsv"
+    datagen.write_r1(path, datagen.r1_lines(datagen.generate(N_RATINGS, seed=SEED, bad_share=0.0), SEED))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(spark, ratings_file: Path):  # type: ignore[no-untyped-def]
+    """Inputs and splits read by the job's stages, the model fitted on the driver."""
+    options = TuningOptions(eval_users=0)
+    inputs = stages.read_inputs(spark, InputOptions((str(ratings_file),)), GateOptions())
+    splits = stages.split(inputs, options, SEED, Feedback.EXPLICIT)
+    assert splits.local is not None, "20k ratings are under the driver bound"
+    chosen = tuning.TuningResult(tuning.Candidate(6, 0.1, "rmse", math.nan), [], 8.0, [])
+    fit = stages.fit(spark, splits, chosen, ModelOptions(max_iter=6, seed=SEED))
+    assert fit.local is not None and fit.prepared is None
+    return {"inputs": inputs, "splits": splits, "fit": fit, "options": options}
+
+
+def test_test_metrics_on_the_driver_equal_sparks_for_the_same_model(spark, fitted) -> None:  # type: ignore[no-untyped-def]
+    """The Spark evaluation reads the model back from the DataFrames built from the arrays; both
+    must give the same errors, the same model and popularity rankings and the same user count."""
+    splits, fit, options = fitted["splits"], fitted["fit"], fitted["options"]
+    on_spark = stages._spark_test_metrics(spark, fit, splits, fitted["inputs"].blocked, Feedback.EXPLICIT,
+                                          options, SEED)
+    on_driver = stages._local_test_metrics(fit.local, options, SEED)
+    errors_spark, errors_driver = on_spark[0], on_driver[0]
+    assert set(errors_driver) == {"rmse", "mae", "bias_rmse", "bias_mae", "global_mean_rmse", "global_mean_mae"}
+    for name, value in errors_spark.items():
+        assert errors_driver[name] == pytest.approx(value, rel=1e-5), name
+    assert errors_driver["rmse"] < errors_driver["bias_rmse"] < errors_driver["global_mean_rmse"]
+    for spark_metrics, driver_metrics in zip(on_spark[1:3], on_driver[1:3]):
+        assert set(driver_metrics) == set(spark_metrics)
+        for name, value in spark_metrics.items():
+            assert driver_metrics[name] == pytest.approx(value, abs=1e-9), name
+    assert on_driver[1]["ndcg_at_k"] != on_driver[2]["ndcg_at_k"], "model and popularity ranked apart"
+    assert on_driver[3] == on_spark[3] > 100
+
+
+def test_evaluated_users_are_bounded_and_drawn_by_seed(fitted) -> None:  # type: ignore[no-untyped-def]
+    fit, options = fitted["fit"], fitted["options"]
+    everyone = stages._local_test_metrics(fit.local, options, SEED)[3]
+    bound = dataclasses.replace(options, eval_users=everyone // 3)
+    some = [stages._local_test_metrics(fit.local, bound, seed) for seed in (SEED, SEED, SEED + 1)]
+    assert [s[3] for s in some] == [everyone // 3] * 3
+    assert some[0][1] == some[1][1] != some[2][1], "same seed, same users; another seed, others"
+
+
+def test_catalog_from_the_arrays_equals_the_one_read_back_from_spark(fitted) -> None:  # type: ignore[no-untyped-def]
+    fit = fitted["fit"]
+    read_back = recommend.model_catalog(fit.model)
+    assert np.array_equal(fit.catalog.artist_ids, read_back.artist_ids)
+    for name in ("matrix", "offsets", "prior"):
+        assert np.allclose(getattr(fit.catalog, name), getattr(read_back, name), rtol=1e-12, atol=0), name
+    assert fit.catalog.prior is not None and fit.catalog.prior.max() > 0, "the popularity weight reaches the ranking"
+    # Users and artists without a fit rating (test only, 255 only) are not in the model, as on the Spark path.
+    data, model = fitted["splits"].local, fit.local
+    assert int((model.item_counts > 0).sum()) < data.item_ids.size
+    assert fit.model.users.count() == int((model.user_counts > 0).sum())
+    assert fit.model.items.count() == read_back.artist_ids.size == int((model.item_counts > 0).sum())
+
+
+def test_top_n_on_the_driver_equals_sparks_for_every_user(spark, fitted) -> None:  # type: ignore[no-untyped-def]
+    """Every user of the input, rated or 255 only, gets the same list, never one of their rated
+    (any split) or 255 artists."""
+    fit, splits, inputs = fitted["fit"], fitted["splits"], fitted["inputs"]
+    exclude = splits.whole.select(c.USER_ID, c.ARTIST_ID).unionByName(inputs.blocked)
+    on_spark = recommend.recommend(spark, fit.model, exclude.select(c.USER_ID).distinct(), exclude, 5,
+                                   fit.catalog).collect()
+    on_driver = local_model.top_n(spark, fit.local, fit.catalog, 5).collect()
+    assert sorted(map(tuple, on_driver)) == sorted(map(tuple, on_spark))
+    assert len({r[c.USER_ID] for r in on_driver}) == fit.local.data.user_ids.size
+    seen = {(r[c.USER_ID], r[c.ARTIST_ID]) for r in exclude.collect()}
+    assert not seen & {(r[c.USER_ID], r[c.ARTIST_ID]) for r in on_driver}
+
+
+def test_above_the_driver_bound_the_job_fits_on_spark_to_the_same_quality(spark, ratings_file: Path,
+                                                                          tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runs = {}
+    # Just under the learnable ratings: the model fits on Spark, while train + validation still fit
+    # the bound, so both runs tune on the same ratings and choose the same parameters.
+    for name, bound in (("driver", None), ("spark", 19_000)):
+        fields = dict(inputs=(str(ratings_file),), output=str(tmp_path / name), ranks=(6,), reg_params=(0.1,),
+                      max_iter=6, popularity_weights=(0.1,), shuffle_partitions=2, seed=SEED)
+        if bound is not None:
+            fields["sample_ratings"] = bound
+        runs[name] = execute(spark, JobConfig.from_fields(**fields)).metrics
+    driver, on_spark = runs["driver"], runs["spark"]
+    assert driver.spark["model"] == "numpy" and on_spark.spark["model"] == "spark"
+    assert on_spark.counts.train + on_spark.counts.validation < 19_000 < on_spark.counts.ratings
+    assert driver.best_params == on_spark.best_params and driver.best_params.rank == 6
+    assert driver.test.rmse == pytest.approx(on_spark.test.rmse, rel=0.03)
+    for m in (driver, on_spark):
+        assert m.test.rmse < m.test.baselines.bias_rmse
+        assert m.counts.recommendations == m.counts.users * m.top_n
+    assert driver.test.baselines.bias_rmse == pytest.approx(on_spark.test.baselines.bias_rmse, rel=1e-6)
+    assert c.METRICS_FILE in {p.name for p in (tmp_path / "spark").iterdir()}
