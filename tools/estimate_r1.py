@@ -73,8 +73,10 @@ def work_of(ratings: float, users: float, items: float, train_share: float, vali
 
 
 def grid_of(m: RunMetrics) -> tuple[list[int], int]:
-    """The measured run's tuning grid: its ranks and how many regParams each was fitted with."""
-    return sorted({g["rank"] for g in m.grid}), len({g["reg_param"] for g in m.grid})
+    """The measured run's ALS grid: its ranks and how many regParams each was fitted with (the
+    bias-only candidate, rank 0, fits no factors)."""
+    als = [g for g in m.grid if g["rank"] > 0]
+    return sorted({g["rank"] for g in als}), len({g["reg_param"] for g in als})
 
 
 def work_like(m: RunMetrics, ratings: float, users: float, items: float, max_iter: int,

@@ -181,8 +181,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("max-quarantine-share", "gates", "max_quarantine_share", _number, 0.05,
            "fail the run if more of the input is quarantined",
            valid=lambda v: 0 <= v <= 1, problem="{flag} must lie in 0..1, got {v}"),
-    Option("min-rmse-gain", "gates", "min_rmse_gain", _number, 0.0,
-           "quality gate: required relative RMSE gain over the bias baseline"),
+    Option("min-rmse-gain", "gates", "min_rmse_gain", _number, -0.01,
+           "quality gate: required relative test RMSE gain over the bias baseline; negative, how much "
+           "worse it may be (test noise: the bias-only model is a candidate, so the chosen model is "
+           "never worse on validation)"),
     Option("min-ndcg-gain", "gates", "min_ndcg_gain", _number, 0.0,
            "quality gate (implicit): required relative NDCG gain over popularity"),
     Option("master", "spark", "master", _text, "local[2]", "Spark master, local runs only", local_only=True),
@@ -255,6 +257,9 @@ class ModelOptions(_Checked):
     seed: int = _DEFAULTS["seed"]
     top_n: int = _DEFAULTS["top_n"]
     popular_n: int = _DEFAULTS["popular_n"]
+
+
+BIAS_ONLY = (0, 0.0)  # rank, regParam of the model without factors: a candidate in every explicit grid
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,8 @@ def fit(layout: Layout, *, rank: int, reg_param: float, iterations: int, seed: i
         start: Factors | None = None) -> Factors:
     """Explicit ALS in Spark's order: each iteration solves the items from the users, then the
     users from the items. `start` continues an earlier fit instead of a random start."""
+    if rank == 0:  # the bias-only model
+        return Factors(np.zeros((layout.users.n_dst, 0)), np.zeros((layout.items.n_dst, 0)))
     users = start.users if start is not None else initial_factors(layout.users.n_dst, rank, seed)
     items = start.items if start is not None else np.zeros((layout.items.n_dst, rank))
     for _ in range(iterations):

@@ -16,6 +16,7 @@ from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
 from glue_jobs.recommender import config as cfg
+from glue_jobs.recommender import report
 from glue_jobs.recommender.ingest import InputError
 from glue_jobs.recommender.job import JobFailed, JobResult, run
 
@@ -80,6 +81,7 @@ def summary(result: JobResult) -> str:
         f"run {result.run_id} -> {result.output}",
         f"  best rank={m.best_params.rank} reg_param={m.best_params.reg_param}"
         + (f" (tuning reused from {m.tuning.reused_from})" if m.tuning.reused else ""),
+        *([f"  {choice}"] if (choice := report.model_choice(m)) else []),
         f"  test RMSE {f(m.rmse)}  (bias baseline {f(base.bias_rmse)}, global mean {f(base.global_mean_rmse)})",
         f"  NDCG@{m.k} {f(ranking.ndcg_at_k)}  (popularity {f(pop.ndcg_at_k)}); "
         f"precision@{m.k} {f(ranking.precision_at_k)} (popularity {f(pop.precision_at_k)})",

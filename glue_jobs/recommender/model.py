@@ -124,9 +124,14 @@ def prepare(train: DataFrame, feedback: Feedback, bias_reg: float) -> Prepared:
 
 def fit(prepared: Prepared, *, feedback: Feedback, rank: int, reg_param: float, max_iter: int,
         alpha: float, seed: int, blocks: int) -> RecommenderModel:
-    als_model = _als(feedback, rank, reg_param, max_iter, alpha, seed, blocks).fit(prepared.data)
-    user_f = als_model.userFactors.withColumnRenamed("id", c.USER_ID)
-    item_f = als_model.itemFactors.withColumnRenamed("id", c.ARTIST_ID)
+    if rank == 0:  # the bias-only model: every user and artist, no factors (empty vectors)
+        empty = F.array_repeat(F.lit(0.0), 0).cast("array<float>").alias(FEATURES)
+        user_f = prepared.data.select(c.USER_ID).distinct().select(c.USER_ID, empty)
+        item_f = prepared.data.select(c.ARTIST_ID).distinct().select(c.ARTIST_ID, empty)
+    else:
+        als_model = _als(feedback, rank, reg_param, max_iter, alpha, seed, blocks).fit(prepared.data)
+        user_f = als_model.userFactors.withColumnRenamed("id", c.USER_ID)
+        item_f = als_model.itemFactors.withColumnRenamed("id", c.ARTIST_ID)
     if prepared.biases is not None:
         users = prepared.biases.users.join(user_f, c.USER_ID, "full")
         items = prepared.biases.items.join(item_f, c.ARTIST_ID, "full")

@@ -136,7 +136,7 @@ def model_user_vectors(model: RecommenderModel, user_ids: DataFrame) -> DataFram
     """user_id, vec, offset for the given users; users without factors get zeros, so they
     receive the artists' bias ranking (still excluding what they rated)."""
     p = model.params
-    zeros = F.array([F.lit(0.0)] * p.rank)
+    zeros = F.array_repeat(F.lit(0.0), p.rank)
     joined = user_ids.select(c.USER_ID).distinct().join(model.users, c.USER_ID, "left")
     vec = F.concat(F.coalesce(F.col(FEATURES).cast("array<double>"), zeros), F.array(F.lit(1.0)))
     offset = F.coalesce(F.col(BIAS), F.lit(0.0)) if p.feedback.has_ratings else F.lit(0.0)

@@ -105,6 +105,28 @@ def _metrics_table(metrics: RunMetrics) -> str:
             f"<th>global mean</th></tr>{body}</table>")
 
 
+def model_choice(metrics: RunMetrics) -> str:
+    """Which model won on validation, and by how much, from the grid ("" when the run measured
+    none, or no bias-only candidate: implicit feedback, a reused run)."""
+    metric, best = metrics.selection_metric, metrics.best_params
+    grid = [g for g in metrics.grid if metric in g and g[metric] is not None]
+    bias = [g[metric] for g in grid if g["rank"] == 0]
+    als = [g for g in grid if g["rank"] != 0]
+    if not bias or not als:
+        return ""
+    lower_better = metric == "rmse"
+    top = (min if lower_better else max)(als, key=lambda g: g[metric])
+    if best.rank == 0:
+        gap = (top[metric] - bias[0]) / bias[0] if lower_better else (bias[0] - top[metric]) / (top[metric] or 1)
+        return (f"The bias-only model (rank 0, no factors) won on validation {metric} ({bias[0]:.4g}): the best "
+                f"ALS candidate (rank {top['rank']}, regParam {top['reg_param']:g}, {top[metric]:.4g}) was "
+                f"{gap:.1%} worse.")
+    won = next(g for g in als if (g["rank"], g["reg_param"]) == (best.rank, best.reg_param))
+    gain = (bias[0] - won[metric]) / bias[0] if lower_better else (won[metric] - bias[0]) / (bias[0] or 1)
+    return (f"ALS rank {best.rank}, regParam {best.reg_param:g} won on validation {metric} ({won[metric]:.4g}), "
+            f"{gain:.1%} better than the bias-only model ({bias[0]:.4g}).")
+
+
 def render(metrics: RunMetrics, rating_hist: list[tuple[str, int]],
            score_hist: list[tuple[str, int]], score_title: str = "Recommendation scores") -> str:
     metric = metrics.selection_metric
@@ -129,6 +151,7 @@ td:first-child,th:first-child{{text-align:left}}.grid{{display:flex;flex-wrap:wr
 <body><h1>Recommender run {html.escape(metrics.run_id)}</h1>
 <p>Feedback: {html.escape(metrics.feedback)}. Best parameters: rank {best.rank},
 regParam {best.reg_param} ({html.escape(chosen)}).
+{html.escape(model_choice(metrics))}
 Quality gate: <strong>{'passed' if gate.passed else 'failed'}</strong>.
 Catalog coverage of the top-{metrics.top_n}: {metrics.catalog_coverage:.1%}.</p>
 {_metrics_table(metrics)}

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import storage
-from glue_jobs.recommender.config import Feedback, TuningMode, TuningOptions
+from glue_jobs.recommender.config import BIAS_ONLY, Feedback, TuningMode, TuningOptions
 from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.metrics import BestParams, RunMetrics, TuningOrigin
 
@@ -120,12 +120,14 @@ def _outside_this_grid(published: RunMetrics, options: TuningOptions, feedback: 
     """Why this run's settings could not have chosen the published parameters ("" when they could)."""
     best = published.best_params
     weights = {round(w, 6) for w in options.popularity_weights_on(feedback)}
+    bias_only = feedback.has_ratings and (best.rank, best.reg_param) == BIAS_ONLY  # in every explicit grid
     return "; ".join(problem for problem, wrong in (
         (f"chosen by {published.selection_metric}, this run selects by {options.metric}",
          published.selection_metric != options.metric),
         (f"ranked at k={published.k}, this run at k={options.k}", published.k != options.k),
-        (f"rank {best.rank} is not in --ranks", best.rank not in options.ranks),
-        (f"regParam {best.reg_param:g} is not in --reg-params", best.reg_param not in options.reg_params),
+        (f"rank {best.rank} is not in --ranks", not bias_only and best.rank not in options.ranks),
+        (f"regParam {best.reg_param:g} is not in --reg-params",
+         not bias_only and best.reg_param not in options.reg_params),
         (f"popularity weight {best.popularity_weight:g} is not in --popularity-weights",
          round(best.popularity_weight, 6) not in weights),
     ) if wrong)

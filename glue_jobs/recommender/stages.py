@@ -346,13 +346,14 @@ def _rating_errors(fitted: Fitted, test: DataFrame) -> dict[str, float | None]:
 
 
 def quality_gate(tested: TestMetrics, feedback: Feedback, gates: GateOptions) -> Gate:
-    """The model must beat the bias baseline (explicit, RMSE) or popularity (implicit, NDCG);
-    JobFailed when it does not."""
+    """The model must match the bias baseline (explicit, RMSE: the bias-only model is a candidate,
+    so only broken data or code loses to it by more than test noise) or beat popularity (implicit,
+    NDCG); JobFailed, saying which is to blame, when it does not."""
     if feedback.has_ratings:
         value, base = tested.rmse, tested.baselines.bias_rmse
         unmeasured = _unmeasured(("rmse", value), ("bias_rmse", base))
         limit = (base or 0.0) * (1 - gates.min_rmse_gain)
-        gate = Gate(value is not None and value < limit, "rmse", value, "bias_rmse", round(limit, 6), True)
+        gate = Gate(value is not None and value <= limit, "rmse", value, "bias_rmse", round(limit, 6), True)
     else:
         value, base = tested.ranking.ndcg_at_k, tested.baselines.popularity.ndcg_at_k
         unmeasured = _unmeasured(("ndcg_at_k", value), ("popularity_ndcg_at_k", base))
@@ -365,9 +366,21 @@ def quality_gate(tested: TestMetrics, feedback: Feedback, gates: GateOptions) ->
                         "compared with its baseline. Nothing was published.")
     if not gate.passed:
         raise JobFailed(f"quality gate failed: {gate.metric} = {gate.value} is not "
-                        f"{'below' if gate.below else 'above'} {gate.limit} ({gate.baseline} with the "
-                        "configured gain). Nothing was published.")
+                        f"{'at most' if gate.below else 'above'} {gate.limit} ({gate.baseline} with the "
+                        f"configured gain). {_blame(tested, feedback)} Nothing was published.")
     return gate
+
+
+def _blame(tested: TestMetrics, feedback: Feedback) -> str:
+    base = tested.baselines
+    if not feedback.has_ratings:
+        return ("Implicit ALS ranked worse than the most popular artists: the input may not be play counts or "
+                "listening data (try --feedback explicit), or the grid needs other ranks, regParams or --alpha.")
+    if base.bias_rmse is not None and base.global_mean_rmse is not None and base.bias_rmse >= base.global_mean_rmse:
+        return (f"The data: user and artist biases ({base.bias_rmse}) predict no better than the global mean "
+                f"({base.global_mean_rmse}), so the ratings carry no sign of who rated what; check the input.")
+    return ("The code: the model lost to the bias-only model it contains, although it was chosen on "
+            "validation, which also tried the bias-only model; this is a bug, please report it with the metrics.")
 
 
 def _unmeasured(*figures: tuple[str, float | None]) -> list[str]:

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import evaluate, local_als, local_eval, local_model, recommend
-from glue_jobs.recommender.config import Feedback, ModelOptions, TuningOptions
+from glue_jobs.recommender.config import BIAS_ONLY, Feedback, ModelOptions, TuningOptions
 from glue_jobs.recommender.model import Prepared, RecommenderModel, fit, prepare
 
 log = logging.getLogger("recommender")
@@ -117,7 +117,7 @@ def tune(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataF
 def _fit_grid(folds: list[LocalFold], model: ModelOptions, tuning: TuningOptions
               ) -> tuple[list[Candidate], dict[tuple[int, float], local_als.Factors]]:
     """Every candidate, `--parallelism` at a time, logged as each finishes; with its first-fold factors."""
-    grid = [(r, g) for r in tuning.ranks for g in tuning.reg_params]
+    grid = explicit_grid(tuning)
     results: dict[tuple[int, float], Candidate] = {}
     first_fold: dict[tuple[int, float], local_als.Factors] = {}
     with ThreadPoolExecutor(max_workers=tuning.parallelism) as pool:
@@ -129,6 +129,13 @@ def _fit_grid(folds: list[LocalFold], model: ModelOptions, tuning: TuningOptions
             log.info("candidate %d/%d rank=%d reg=%g %s=%.4g in %.1f s", done, len(grid), cand.rank,
                      cand.reg_param, cand.metric, cand.value, cand.seconds)
     return [results[params] for params in grid], first_fold
+
+
+def explicit_grid(tuning: TuningOptions) -> list[tuple[int, float]]:
+    """The bias-only model (rank 0: biases, no factors) first, then every rank x regParam: ALS is
+    chosen only where it beats the biases on validation, so the run's model is never worse than
+    its own baseline there."""
+    return [BIAS_ONLY, *((r, g) for r in tuning.ranks for g in tuning.reg_params)]
 
 
 def tune_on_spark(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataFrame,

@@ -127,7 +127,7 @@ def test_model_beats_the_baselines_on_structured_data(run: JobResult) -> None:
     assert m["ndcg_at_k"] > base["popularity_ndcg_at_k"]
     assert m["quality_gate"]["passed"]
     assert m["best_params"]["rank"] in (4, 8) and m["best_params"]["reg_param"] in (0.05, 0.1)
-    assert len(m["grid"]) == 4
+    assert [(g["rank"], g["reg_param"]) for g in m["grid"]] == [(0, 0.0), (4, 0.05), (4, 0.1), (8, 0.05), (8, 0.1)]
     assert 0 < m["catalog_coverage"] <= 1
     assert {"read_validate", "split", "tune", "fit", "evaluate", "recommend", "write"} <= set(m["timings_s"])
     # --shuffle-partitions reaches the session and ALS's blocks, and the run records it.
@@ -242,7 +242,7 @@ def test_k_fold_tuning_averages_every_fold(spark, sample, tmp_path: Path) -> Non
     conf = job_config(sample, tmp_path / "kfold", folds=2, ranks=(4,), reg_params=(0.05, 0.2),
                       popularity_weights=(0.1,), score_pairs=None)
     m = execute(spark, conf).metrics
-    assert [g["reg_param"] for g in m.grid] == [0.05, 0.2]
+    assert [(g["rank"], g["reg_param"]) for g in m.grid] == [(0, 0.0), (4, 0.05), (4, 0.2)]
     assert all(10 < g["rmse"] < 30 for g in m.grid)
     best = min(m.grid, key=lambda g: g["rmse"])
     assert m.best_params.reg_param == best["reg_param"]

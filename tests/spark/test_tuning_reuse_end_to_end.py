@@ -35,7 +35,7 @@ def test_more_data_reuses_the_published_tuning_until_a_full_run(spark, tmp_path:
 
     first = execute(spark, config(head, root))  # nothing published yet: auto tunes
     tuned = published(root, first.run_id)
-    assert tuned["tuning"]["mode"] == "full" and len(tuned["grid"]) == 4
+    assert tuned["tuning"]["mode"] == "full" and len(tuned["grid"]) == 5
 
     second = execute(spark, config(whole, root))  # the default: --tuning auto
     reused = published(root, second.run_id)
@@ -50,7 +50,7 @@ def test_more_data_reuses_the_published_tuning_until_a_full_run(spark, tmp_path:
     third = execute(spark, config(whole, root, tuning_mode="full"))
     again = published(root, third.run_id)
     assert again["tuning"]["mode"] == "full" and again["tuning"]["reused_from"] is None
-    assert len(again["grid"]) == 4
+    assert len(again["grid"]) == 5
 
 
 def test_reuse_without_a_published_run_fails_before_reading_any_data(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -86,18 +86,27 @@ def test_quarantine_gate_fails_above_the_share_and_names_reasons() -> None:
         check_quarantine({}, 0, ("in",), max_share)
 
 
-def measured(rmse: float | None, ndcg: float) -> TestMetrics:
+def measured(rmse: float | None, ndcg: float, global_mean: float = 20.0) -> TestMetrics:
     return TestMetrics(rmse, None, Ranking(ndcg_at_k=ndcg),
-                       Baselines(bias_rmse=16.0, popularity=Ranking(ndcg_at_k=0.12)), 10)
+                       Baselines(bias_rmse=16.0, global_mean_rmse=global_mean, popularity=Ranking(ndcg_at_k=0.12)), 10)
 
 
 def test_quality_gate_compares_with_the_right_baseline() -> None:
     explicit, implicit = Feedback.EXPLICIT, Feedback.IMPLICIT
     gate = quality_gate(measured(15.0, 0.1), explicit, config().gates)
-    assert gate.passed and gate.below and gate.limit == 16.0
-    with pytest.raises(JobFailed, match=r"quality gate failed: rmse = 15.0 is not below 14.4 \(bias_rmse"):
+    assert gate.passed and gate.below and gate.limit == 16.16, "1% of test noise by default"
+    # The bias-only model won: its test RMSE is the bias baseline's, and that passes.
+    assert quality_gate(measured(16.0, 0.1), explicit, config().gates).passed
+    assert quality_gate(measured(16.16, 0.1), explicit, config().gates).passed
+    with pytest.raises(JobFailed, match=r"rmse = 16.2 is not at most 16.16 .*The code: the model lost to the "
+                                        r"bias-only model"):
+        quality_gate(measured(16.2, 0.1), explicit, config().gates)
+    with pytest.raises(JobFailed, match=r"quality gate failed: rmse = 15.0 is not at most 14.4 \(bias_rmse"):
         quality_gate(measured(15.0, 0.1), explicit, config(min_rmse_gain=0.1).gates)
-    with pytest.raises(JobFailed, match=r"ndcg_at_k = 0.1 is not above 0.12 \(popularity_ndcg_at_k"):
+    with pytest.raises(JobFailed, match=r"The data: user and artist biases \(16.0\) predict no better than the "
+                                        r"global mean \(15.9\)"):
+        quality_gate(measured(17.0, 0.1, global_mean=15.9), explicit, config().gates)
+    with pytest.raises(JobFailed, match=r"ndcg_at_k = 0.1 is not above 0.12 \(popularity_ndcg_at_k.*Implicit ALS"):
         quality_gate(measured(None, 0.1), implicit, config(feedback=implicit).gates)
     assert quality_gate(measured(None, 0.13), implicit, config(feedback=implicit).gates).metric == "ndcg_at_k"
 

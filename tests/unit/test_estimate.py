@@ -72,6 +72,18 @@ def test_tuning_on_a_bounded_sample_costs_the_same_however_big_the_data() -> Non
     assert seconds["recommend"] == pytest.approx(TIMINGS["recommend"] * 2 * 100)
 
 
+def test_the_bias_only_candidate_adds_no_als_work() -> None:
+    with_bias = RunMetrics.from_dict(metrics_json(
+        counts={"input_rows": 1_000_000, "ratings": 1_000_000, "users": 20_000, "items": 5_000, "never_play_again": 0,
+                "train": 800_000, "validation": 100_000, "test": 100_000, "quarantined": 0,
+                "recommendations": 100_000},
+        grid=[{"rank": 0, "reg_param": 0.0, "rmse": 1.1},
+              *({"rank": r, "reg_param": g, "rmse": 1.0} for r in (10, 20, 50) for g in (0.05, 0.1, 0.2))],
+        best_params={"rank": 20, "reg_param": 0.1, "popularity_weight": 0.0},
+        evaluated_users=15_000, spark={"master": "local[2]"}, timings_s=TIMINGS))
+    assert est.grid_of(with_bias) == est.grid_of(METRICS) == ([10, 20, 50], 3)
+
+
 def test_a_run_fitted_on_the_driver_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "metrics.json"
     path.write_text(RunMetrics.from_dict({**METRICS.as_dict(), "spark": {"master": "local[2]", "model": "numpy"}})
