@@ -109,12 +109,13 @@ def core_seconds(m: RunMetrics, measured: Work, target: Work) -> dict[str, float
     target has (tuning runs on the driver: driver_tune_seconds)."""
     t = m.timings_s
     cores = local_cores(m)
+    linear = target.ratings / measured.ratings
     ratio = {
-        "fit": target.fit_flops / measured.fit_flops,
+        # the bias-only model (rank 0) fits no factors: its fit is sums over the ratings
+        "fit": target.fit_flops / measured.fit_flops if measured.fit_flops else linear,
         "recommend": target.topn_cells / measured.topn_cells,
         "evaluate": target.eval_cells / measured.eval_cells,
     }
-    linear = target.ratings / measured.ratings
     return {stage: seconds * cores * ratio.get(stage, linear) for stage, seconds in t.items()
             if stage not in ("publish", "tune")}
 

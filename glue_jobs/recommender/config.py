@@ -157,11 +157,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("parallelism", "tuning", "parallelism", _integer, 2, "candidate models fitted at once", **_AT_LEAST_1),
     Option("tune-sample-ratings", "tuning", "sample_ratings", _integer, 3_000_000,
            "tune on the ratings of a random sample of users holding at most this many (0: all); "
-           "parameters found on a few million ratings carry over",
+           "parameters found on a few million ratings carry over. Explicit input with at most this many "
+           "ratings (3M when 0) is also refitted, evaluated and ranked in NumPy on the driver",
            valid=lambda v: v >= 0, problem="{flag} must be 0 (no bound) or more, got {v}"),
     Option("eval-users", "tuning", "eval_users", _integer, 100_000,
            "ranking metrics on the test split over about this many users, drawn by a seeded hash "
-           "(0: all); RMSE and MAE always use every test rating",
+           "(on the driver: a seeded draw of exactly this many; 0: all); RMSE and MAE always use every "
+           "test rating",
            valid=lambda v: v >= 0, problem="{flag} must be 0 (no bound) or more, got {v}"),
     Option("popularity-weights", "tuning", "popularity_weights", _numbers, (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
            "ranking bonus per log(1+ratings of the artist), as shares of the rating scale, tried on "

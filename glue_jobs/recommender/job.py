@@ -70,7 +70,8 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         with timer("evaluate"):
             tested = stages.evaluate_on_test(spark, fitted, splits, inputs.blocked, feedback, tune_opts,
                                              model_opts.seed)
-        gate = stages.quality_gate(tested, feedback, config.gates)
+        gate = stages.quality_gate(tested, feedback, config.gates, stages.Choice(
+            tuned.result.best.rank, tune_opts.metric, tuned.origin.reused_from))
         with timer("recommend"):
             recs = held.enter_context(stages.recommend_all(spark, fitted, splits.whole, inputs, model_opts,
                                                            tune_opts.relevance_threshold))

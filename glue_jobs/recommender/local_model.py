@@ -34,10 +34,14 @@ TRAIN, VALID, TEST = 0, 1, 2
 SPLIT = "_split"
 
 
+DRIVER_RATINGS = 3_000_000  # the driver path's bound when --tune-sample-ratings is 0 (tune on all)
+
+
 def eligible(feedback: Feedback, ratings: int, bound: int) -> bool:
-    """Explicit feedback whose learnable ratings fit the driver bound (`--tune-sample-ratings`;
-    0, no bound, puts every rating on the driver as it does for the tuning)."""
-    return feedback.has_ratings and (bound == 0 or ratings <= bound)
+    """Explicit feedback whose learnable ratings fit the driver bound: `--tune-sample-ratings`, or
+    DRIVER_RATINGS when that is 0 (the tuning then sees every rating, but a full R1 refit and top-N
+    for every user on one core would not do)."""
+    return feedback.has_ratings and ratings <= (bound or DRIVER_RATINGS)
 
 
 def collect_arrays(df: DataFrame, columns: list[str]) -> np.ndarray:

@@ -117,12 +117,12 @@ def model_choice(metrics: RunMetrics) -> str:
     lower_better = metric == "rmse"
     top = (min if lower_better else max)(als, key=lambda g: g[metric])
     if best.rank == 0:
-        gap = (top[metric] - bias[0]) / bias[0] if lower_better else (bias[0] - top[metric]) / (top[metric] or 1)
+        gap = (top[metric] - bias[0]) / (bias[0] or 1) if lower_better else (bias[0] - top[metric]) / (top[metric] or 1)
         return (f"The bias-only model (rank 0, no factors) won on validation {metric} ({bias[0]:.4g}): the best "
                 f"ALS candidate (rank {top['rank']}, regParam {top['reg_param']:g}, {top[metric]:.4g}) was "
                 f"{gap:.1%} worse.")
     won = next(g for g in als if (g["rank"], g["reg_param"]) == (best.rank, best.reg_param))
-    gain = (bias[0] - won[metric]) / bias[0] if lower_better else (won[metric] - bias[0]) / (bias[0] or 1)
+    gain = (bias[0] - won[metric]) / (bias[0] or 1) if lower_better else (won[metric] - bias[0]) / (bias[0] or 1)
     return (f"ALS rank {best.rank}, regParam {best.reg_param:g} won on validation {metric} ({won[metric]:.4g}), "
             f"{gain:.1%} better than the bias-only model ({bias[0]:.4g}).")
 
@@ -132,6 +132,8 @@ def render(metrics: RunMetrics, rating_hist: list[tuple[str, int]],
     metric = metrics.selection_metric
     series: dict[str, list[tuple[float, float]]] = {}
     for cand in metrics.grid:
+        if cand["rank"] == 0:  # the bias-only model has no regParam: model_choice states its figure
+            continue
         series.setdefault(f"rank {cand['rank']}", []).append((cand["reg_param"], cand[metric]))
     best, gate, origin = metrics.best_params, metrics.quality_gate, metrics.tuning
     grid_title = f"Validation {metric} over the grid"

@@ -345,7 +345,17 @@ def _rating_errors(fitted: Fitted, test: DataFrame) -> dict[str, float | None]:
     return out
 
 
-def quality_gate(tested: TestMetrics, feedback: Feedback, gates: GateOptions) -> Gate:
+@dataclass(frozen=True)
+class Choice:
+    """How the run's parameters were chosen, for the gate's diagnosis."""
+
+    rank: int
+    metric: str  # the selection metric
+    reused_from: str | None = None  # the run whose tuning this run reused
+
+
+def quality_gate(tested: TestMetrics, feedback: Feedback, gates: GateOptions,
+                 choice: Choice = Choice(1, "rmse")) -> Gate:
     """The model must match the bias baseline (explicit, RMSE: the bias-only model is a candidate,
     so only broken data or code loses to it by more than test noise) or beat popularity (implicit,
     NDCG); JobFailed, saying which is to blame, when it does not."""
@@ -367,11 +377,12 @@ def quality_gate(tested: TestMetrics, feedback: Feedback, gates: GateOptions) ->
     if not gate.passed:
         raise JobFailed(f"quality gate failed: {gate.metric} = {gate.value} is not "
                         f"{'at most' if gate.below else 'above'} {gate.limit} ({gate.baseline} with the "
-                        f"configured gain). {_blame(tested, feedback)} Nothing was published.")
+                        f"configured gain). {_blame(tested, feedback, gates, choice)} Nothing was published.")
     return gate
 
 
-def _blame(tested: TestMetrics, feedback: Feedback) -> str:
+def _blame(tested: TestMetrics, feedback: Feedback, gates: GateOptions, choice: Choice) -> str:
+    """What a failed gate means: the data, the settings, test noise, or the code."""
     base = tested.baselines
     if not feedback.has_ratings:
         return ("Implicit ALS ranked worse than the most popular artists: the input may not be play counts or "
@@ -379,8 +390,19 @@ def _blame(tested: TestMetrics, feedback: Feedback) -> str:
     if base.bias_rmse is not None and base.global_mean_rmse is not None and base.bias_rmse >= base.global_mean_rmse:
         return (f"The data: user and artist biases ({base.bias_rmse}) predict no better than the global mean "
                 f"({base.global_mean_rmse}), so the ratings carry no sign of who rated what; check the input.")
-    return ("The code: the model lost to the bias-only model it contains, although it was chosen on "
-            "validation, which also tried the bias-only model; this is a bug, please report it with the metrics.")
+    if choice.rank == 0:
+        return ("The settings: the bias-only model won on validation, so the test RMSE is the bias baseline's and "
+                f"cannot show the gain --min-rmse-gain {gates.min_rmse_gain:g} asks for.")
+    if choice.reused_from:
+        return (f"The settings: rank {choice.rank} was reused from run {choice.reused_from}, not chosen on this "
+                "data; run with --tuning full to choose again (the bias-only model among the candidates).")
+    if choice.metric != "rmse":
+        return (f"The settings: rank {choice.rank} was chosen by validation {choice.metric}, not RMSE; select by "
+                "RMSE (--metric rmse) or relax --min-rmse-gain.")
+    return (f"Test noise or the code: ALS rank {choice.rank} beat the bias-only model on validation RMSE but lost "
+            f"to it on the test split ({tested.evaluated_users:,} users evaluated) by more than the allowed "
+            "margin; on a small test split allow more (--min-rmse-gain -0.03), else this is a bug: please report "
+            "it with the run's metrics.json.")
 
 
 def _unmeasured(*figures: tuple[str, float | None]) -> list[str]:

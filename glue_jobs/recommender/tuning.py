@@ -164,7 +164,7 @@ def tune_on_spark(spark: SparkSession, train: DataFrame, valid: DataFrame, block
                     first_models[params] = fitted
                 else:
                     _release(fitted)
-        if prepared.data is not fold_train:  # implicit: prepare caches the fold itself, maybe the split
+        if prepared.data is not train:  # implicit: prepare caches the fold itself, which is the split with 0 folds
             prepared.data.unpersist()
     results = [Candidate(r, g, tuning.metric, totals[(r, g)] / len(splits)) for r, g in grid]
     best = choose(results)

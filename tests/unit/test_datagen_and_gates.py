@@ -15,7 +15,7 @@ from glue_jobs.recommender import report
 from glue_jobs.recommender.config import Feedback, JobConfig
 from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.metrics import Baselines, Ranking, RunMetrics, TestMetrics
-from glue_jobs.recommender.stages import check_quarantine, quality_gate
+from glue_jobs.recommender.stages import Choice, check_quarantine, quality_gate
 from glue_jobs.recommender.tuning import Candidate, choose
 
 
@@ -98,9 +98,15 @@ def test_quality_gate_compares_with_the_right_baseline() -> None:
     # The bias-only model won: its test RMSE is the bias baseline's, and that passes.
     assert quality_gate(measured(16.0, 0.1), explicit, config().gates).passed
     assert quality_gate(measured(16.16, 0.1), explicit, config().gates).passed
-    with pytest.raises(JobFailed, match=r"rmse = 16.2 is not at most 16.16 .*The code: the model lost to the "
-                                        r"bias-only model"):
-        quality_gate(measured(16.2, 0.1), explicit, config().gates)
+    with pytest.raises(JobFailed, match=r"rmse = 16.2 is not at most 16.16 .*Test noise or the code: ALS rank 8 "
+                                        r"beat the bias-only model on validation RMSE but lost"):
+        quality_gate(measured(16.2, 0.1), explicit, config().gates, Choice(8, "rmse"))
+    # Where the settings explain a failure, the message names the setting, not a bug.
+    for choice, blamed in ((Choice(0, "rmse"), r"the bias-only model won on validation.*--min-rmse-gain 0.1"),
+                           (Choice(8, "rmse", "20261130T000000Z-abcd"), r"reused from run 20261130T000000Z-abcd"),
+                           (Choice(8, "ndcg_at_k"), r"chosen by validation ndcg_at_k, not RMSE")):
+        with pytest.raises(JobFailed, match=r"The settings: .*" + blamed):
+            quality_gate(measured(16.0, 0.1), explicit, config(min_rmse_gain=0.1).gates, choice)
     with pytest.raises(JobFailed, match=r"quality gate failed: rmse = 15.0 is not at most 14.4 \(bias_rmse"):
         quality_gate(measured(15.0, 0.1), explicit, config(min_rmse_gain=0.1).gates)
     with pytest.raises(JobFailed, match=r"The data: user and artist biases \(16.0\) predict no better than the "

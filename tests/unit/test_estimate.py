@@ -82,6 +82,12 @@ def test_the_bias_only_candidate_adds_no_als_work() -> None:
         best_params={"rank": 20, "reg_param": 0.1, "popularity_weight": 0.0},
         evaluated_users=15_000, spark={"master": "local[2]"}, timings_s=TIMINGS))
     assert est.grid_of(with_bias) == est.grid_of(METRICS) == ([10, 20, 50], 3)
+    # When the bias-only model won, its fit (sums over the ratings) scales with the ratings.
+    won = RunMetrics.from_dict({**with_bias.as_dict(), "best_params": {"rank": 0, "reg_param": 0.0,
+                                                                      "popularity_weight": 0.0}})
+    measured = est.measured_work(won, 10)
+    bigger = est.work_like(won, 4_000_000, 40_000, 10_000, 10)
+    assert est.core_seconds(won, measured, bigger)["fit"] == pytest.approx(TIMINGS["fit"] * 2 * 4)
 
 
 def test_a_run_fitted_on_the_driver_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
