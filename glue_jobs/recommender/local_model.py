@@ -144,6 +144,15 @@ def catalog_arrays(model: LocalModel) -> tuple[np.ndarray, np.ndarray, np.ndarra
             model.item_counts[items])
 
 
+DRIVER_LIST_ROWS = 2_000_000  # recommendations built as Python tuples on the driver, at most
+
+
+def lists_fit_driver(model: LocalModel, n: int) -> bool:
+    """Whether every user's top-n fits the driver as Python rows: sparse data (a million users
+    within the ratings bound) would make millions of tuples there; Spark ranks those instead."""
+    return model.data.user_ids.size * n <= DRIVER_LIST_ROWS
+
+
 def top_n(spark: SparkSession, model: LocalModel, catalog: recommend.Catalog, n: int) -> DataFrame:
     """recommend.recommend for every user of the input (rated or 255), scored on the driver by the
     same block scorer: nothing any user rated, in any split, or marked 255."""

@@ -431,7 +431,7 @@ def recommend_all(spark: SparkSession, fitted: Fitted, learn: DataFrame, inputs:
     all_users = exclude.select(c.USER_ID).distinct()
     # Scored once: the range sort below samples its input before it shuffles, which would
     # otherwise run the whole top-N step twice.
-    if fitted.local is not None:
+    if fitted.local is not None and local_model.lists_fit_driver(fitted.local, options.top_n):
         scored = local_model.top_n(spark, fitted.local, fitted.catalog, options.top_n).cache()
     else:
         scored = recommend.recommend(spark, fitted.model, all_users, exclude, options.top_n, fitted.catalog).cache()

@@ -96,6 +96,21 @@ def test_top_n_on_the_driver_equals_sparks_for_every_user(spark, fitted) -> None
     assert not seen & {(r[c.USER_ID], r[c.ARTIST_ID]) for r in on_driver}
 
 
+def test_many_users_are_ranked_by_spark_with_the_same_lists(spark, fitted, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Above DRIVER_LIST_ROWS recommendations, recommend_all ranks with Spark: the same lists."""
+    fit, splits, inputs = fitted["fit"], fitted["splits"], fitted["inputs"]
+    options = ModelOptions(top_n=5)
+    users = fit.local.data.user_ids.size
+    assert local_model.lists_fit_driver(fit.local, 5)
+    on_driver = stages.recommend_all(spark, fit, splits.whole, inputs, options, 70.0)
+    monkeypatch.setattr(local_model, "DRIVER_LIST_ROWS", users * 5 - 1)
+    assert not local_model.lists_fit_driver(fit.local, 5)
+    monkeypatch.setattr(local_model, "top_n", lambda *args: pytest.fail("ranked on the driver above the bound"))
+    on_spark = stages.recommend_all(spark, fit, splits.whole, inputs, options, 70.0)
+    assert on_driver.recs.collect() == on_spark.recs.collect()
+    assert (on_driver.count, on_driver.users) == (on_spark.count, on_spark.users) == (users * 5, users)
+
+
 def test_above_the_driver_bound_the_job_fits_on_spark_to_the_same_quality(spark, ratings_file: Path,
                                                                           tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     runs = {}
