@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glue_jobs import contracts as c
 from glue_jobs.recommender.local_als import Factors, Prepared
-from glue_jobs.recommender.recommend import BLOCK_CELLS
+from glue_jobs.recommender.recommend import block_rows
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,47 @@ def ranking_task(relevant_users: np.ndarray, relevant_items: np.ndarray, exclude
     wanted = users[pos] == excluded_users if users.size else np.zeros(excluded_users.size, bool)
     order = np.argsort(pos[wanted], kind="stable")
     return RankingTask(users, keys, n_relevant, pos[wanted][order], excluded_items[wanted][order], n_items)
+
+
+def liked(values: np.ndarray, threshold: float) -> np.ndarray:
+    """Ratings that count as hits (evaluate.relevant_items, explicit feedback)."""
+    return (values >= threshold) & (values <= c.RATING_MAX)
+
+
+@dataclass(frozen=True)
+class _Lists:
+    """A task's users ranked against `catalog` (artist indices, ascending = artist-id order), in
+    blocks: their exclusions as (task row, catalog column) pairs, masked per block, and the hits
+    of each block's top k."""
+
+    task: RankingTask
+    catalog: np.ndarray
+    ex_rows: np.ndarray
+    ex_cols: np.ndarray
+    block: int
+
+    @classmethod
+    def of(cls, task: RankingTask, catalog: np.ndarray) -> _Lists:
+        column = np.full(task.n_items, -1)
+        column[catalog] = np.arange(catalog.size)
+        ex_cols = column[task.exclude_items]
+        return cls(task, catalog, task.exclude_rows[ex_cols >= 0], ex_cols[ex_cols >= 0], block_rows(catalog.size))
+
+    def starts(self) -> range:
+        return range(0, self.task.users.size, self.block)
+
+    def rows(self, start: int) -> np.ndarray:
+        return np.arange(start, min(start + self.block, self.task.users.size))
+
+    def mask(self, cost: np.ndarray, rows: np.ndarray) -> None:
+        """+inf (never chosen) where a block's user rated the artist or marked it 255."""
+        lo, hi = np.searchsorted(self.ex_rows, [rows[0], rows[-1] + 1])
+        cost[self.ex_rows[lo:hi] - rows[0], self.ex_cols[lo:hi]] = np.inf
+
+    def hits(self, rows: np.ndarray, top: np.ndarray) -> np.ndarray:
+        """rows x k: whether each of the block's top k (catalog columns, -1 for none) is relevant."""
+        keys = rows[:, None].astype(np.int64) * self.task.n_items + self.catalog[np.maximum(top, 0)]
+        return np.isin(keys, self.task.relevant) & (top >= 0)
 
 
 def top_k(ranking: np.ndarray, k: int) -> np.ndarray:
@@ -79,35 +121,28 @@ def ndcg_at_k(task: RankingTask, prepared: Prepared, factors: Factors, item_coun
     if task.users.size == 0:
         return [float("nan")] * len(priors)
     catalog = np.flatnonzero(item_counts > 0)  # ascending index = artist-id order
-    column = np.full(task.n_items, -1)
-    column[catalog] = np.arange(catalog.size)
+    lists = _Lists.of(task, catalog)
     matrix = prepared.scale * factors.items[catalog]
     offsets = prepared.global_mean + prepared.item_bias[catalog]
     log_counts = np.log1p(item_counts[catalog].astype(np.float64))
-    ex_cols = column[task.exclude_items]
-    ex_rows, ex_cols = task.exclude_rows[ex_cols >= 0], ex_cols[ex_cols >= 0]
     discount = 1.0 / np.log2(np.arange(k) + 2.0)
     ideal = np.cumsum(discount)[np.minimum(task.n_relevant, k) - 1]
-    block = max(1, min(4096, BLOCK_CELLS // max(catalog.size, 1)))
 
     def block_totals(start: int) -> np.ndarray:
-        rows = np.arange(start, min(start + block, task.users.size))
+        rows = lists.rows(start)
         users = task.users[rows]
         # ranked by cost = -(score + prior), built in one buffer: this loop is the curve's cost
         neg_scores = -(factors.users[users] @ matrix.T + offsets[None, :] + prepared.user_bias[users][:, None])
         cost = np.empty_like(neg_scores)
-        lo, hi = np.searchsorted(ex_rows, [rows[0], rows[-1] + 1])
         totals = np.zeros(len(priors))
         for p, weight in enumerate(priors):
             np.subtract(neg_scores, weight * log_counts[None, :], out=cost)
-            cost[ex_rows[lo:hi] - rows[0], ex_cols[lo:hi]] = np.inf
-            top = lowest_k(cost, k)
-            keys = rows[:, None].astype(np.int64) * task.n_items + catalog[np.maximum(top, 0)]
-            hits = np.isin(keys, task.relevant) & (top >= 0)
+            lists.mask(cost, rows)
+            hits = lists.hits(rows, lowest_k(cost, k))
             totals[p] = float(((hits @ discount) / ideal[rows]).sum())
         return totals
 
-    starts = range(0, task.users.size, block)
+    starts = lists.starts()
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             per_block = list(pool.map(block_totals, starts))
@@ -126,24 +161,17 @@ def ranking_metrics(task: RankingTask, catalog: np.ndarray, scores: Callable[[np
     names = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k")
     if task.users.size == 0:
         return dict.fromkeys(names, float("nan"))
-    column = np.full(task.n_items, -1)
-    column[catalog] = np.arange(catalog.size)
-    ex_cols = column[task.exclude_items]
-    ex_rows, ex_cols = task.exclude_rows[ex_cols >= 0], ex_cols[ex_cols >= 0]
+    lists = _Lists.of(task, catalog)
     positions = np.arange(1, k + 1, dtype=np.float64)
     discount = 1.0 / np.log2(positions + 1)
     n_relevant = task.n_relevant.astype(np.float64)
     ideal = np.cumsum(discount)[np.minimum(task.n_relevant, k) - 1]
-    block = max(1, min(4096, BLOCK_CELLS // max(catalog.size, 1)))
     totals = np.zeros(len(names))
-    for start in range(0, task.users.size, block):
-        rows = np.arange(start, min(start + block, task.users.size))
+    for start in lists.starts():
+        rows = lists.rows(start)
         cost = -np.array(scores(task.users[rows]), dtype=np.float64)
-        lo, hi = np.searchsorted(ex_rows, [rows[0], rows[-1] + 1])
-        cost[ex_rows[lo:hi] - rows[0], ex_cols[lo:hi]] = np.inf
-        top = lowest_k(cost, k)
-        keys = rows[:, None].astype(np.int64) * task.n_items + catalog[np.maximum(top, 0)]
-        hits = np.isin(keys, task.relevant) & (top >= 0)
+        lists.mask(cost, rows)
+        hits = lists.hits(rows, lowest_k(cost, k))
         count = hits.sum(axis=1)
         totals += [(count / k).sum(), (count / n_relevant[rows]).sum(), ((hits @ discount) / ideal[rows]).sum(),
                    (((np.cumsum(hits, axis=1) / positions) * hits).sum(axis=1)

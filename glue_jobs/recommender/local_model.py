@@ -14,8 +14,10 @@ The model and the metrics are the Spark path's: the same biases, residual scale 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,14 +76,25 @@ class LocalData:
 
 
 def collect(train: DataFrame, valid: DataFrame, test: DataFrame, blocked: DataFrame) -> LocalData:
+    """Every rating and 255 pair, indexed over every user and artist among them."""
+    rows, pairs = collect_rows((train, valid, test), blocked)  # positions TRAIN, VALID, TEST
+    return indexed(rows, pairs, np.unique(np.concatenate([rows[:, 0], pairs[:, 0]])).astype(np.int64))
+
+
+def collect_rows(splits: Sequence[DataFrame], blocked: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """user, artist, rating and split (the position in `splits`) of every rating, in (user, artist)
+    order, the same whatever the partitioning; and user, artist of every 255 pair."""
     cols = [c.USER_ID, c.ARTIST_ID, c.RATING]
-    parts = [df.select(*cols, F.lit(split).alias(SPLIT)) for split, df in ((TRAIN, train), (VALID, valid),
-                                                                          (TEST, test))]
-    rows = collect_arrays(parts[0].unionByName(parts[1]).unionByName(parts[2]), [*cols, SPLIT])
-    rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # the same order whatever the partitioning
-    pairs = collect_arrays(blocked, [c.USER_ID, c.ARTIST_ID])
-    user_ids = np.unique(np.concatenate([rows[:, 0], pairs[:, 0]])).astype(np.int64)
+    parts = [df.select(*cols, F.lit(split).alias(SPLIT)) for split, df in enumerate(splits)]
+    rows = collect_arrays(functools.reduce(DataFrame.unionByName, parts), [*cols, SPLIT])
+    return rows[np.lexsort((rows[:, 1], rows[:, 0]))], collect_arrays(blocked, [c.USER_ID, c.ARTIST_ID])
+
+
+def indexed(rows: np.ndarray, pairs: np.ndarray, user_ids: np.ndarray) -> LocalData:
+    """collect_rows' arrays by dense index over `user_ids` (sorted; the 255 pairs of other users
+    are left out) and every artist rated or marked 255."""
     item_ids = np.unique(np.concatenate([rows[:, 1], pairs[:, 1]])).astype(np.int64)
+    pairs = pairs[np.isin(pairs[:, 0], user_ids)]
     ratings = local_als.Ratings(np.searchsorted(user_ids, rows[:, 0]), np.searchsorted(item_ids, rows[:, 1]),
                                 rows[:, 2], user_ids.size, item_ids.size)
     return LocalData(ratings, rows[:, 3].astype(np.int8), np.searchsorted(user_ids, pairs[:, 0]),
@@ -164,7 +177,7 @@ def top_n(spark: SparkSession, model: LocalModel, catalog: recommend.Catalog, n:
     vectors = np.hstack([model.factors.users, np.ones((data.user_ids.size, 1))])
     clip = model.params.rating_min, model.params.rating_max  # local models are explicit
     rows: list[recommend.Row] = []
-    block = max(1, min(4096, recommend.BLOCK_CELLS // max(catalog.artist_ids.size, 1)))
+    block = recommend.block_rows(catalog.artist_ids.size)
     for start in range(0, data.user_ids.size, block):
         batch = [{c.USER_ID: int(data.user_ids[u]), "vec": vectors[u], "offset": model.prepared.user_bias[u],
                   "seen": seen[u].tolist()} for u in range(start, min(start + block, data.user_ids.size))]
@@ -209,7 +222,7 @@ def ranking(model: LocalModel, k: int, threshold: float, eval_users: int,
     users with a liked test rating (about `eval_users` of them), and how many users that was."""
     data = model.data
     test, fitted = data.part(TEST), data.part(TRAIN, VALID)
-    liked = (test.values >= threshold) & (test.values <= c.RATING_MAX)
+    liked = local_eval.liked(test.values, threshold)
     chosen = evaluated_users(np.unique(test.users[liked]), eval_users, seed)
     keep = liked & np.isin(test.users, chosen)
     task = local_eval.ranking_task(test.users[keep], test.items[keep],

@@ -22,6 +22,12 @@ from glue_jobs.recommender.model import BIAS, FEATURES, N_RATINGS, ModelParams, 
 
 BLOCK_CELLS = 8_000_000  # users x artists scored at once (64 MB of float64)
 
+
+def block_rows(n_items: int) -> int:
+    """Users scored at once against `n_items` artists: BLOCK_CELLS cells, at most 4096 users."""
+    return max(1, min(4096, BLOCK_CELLS // max(n_items, 1)))
+
+
 RECOMMENDATION_SCHEMA = T.StructType([
     T.StructField(c.USER_ID, T.IntegerType(), False),
     T.StructField(c.RANK, T.IntegerType(), False),
@@ -56,7 +62,7 @@ def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclu
     def score_partition(part: Iterable[Any]) -> Iterator[Row]:
         cat: Catalog = bc.value
         n_items = cat.artist_ids.size
-        block = max(1, min(4096, BLOCK_CELLS // max(n_items, 1)))
+        block = block_rows(n_items)
         batch: list[Any] = []
         for row in part:
             batch.append(row)

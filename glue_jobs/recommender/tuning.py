@@ -254,22 +254,16 @@ class TuningData:
 
 def collect_tuning_data(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataFrame,
                         bound: int, seed: int) -> TuningData:
+    """Train + validation of at most `bound` ratings' worth of users (whole users), indexed over
+    the users with ratings there."""
     cols = [c.USER_ID, c.ARTIST_ID, c.RATING]
-    both = train.select(*cols, F.lit(0).alias("_valid")).unionByName(valid.select(*cols, F.lit(1).alias("_valid")))
-    users = sample_users(spark, both, bound, seed)
+    users = sample_users(spark, train.select(*cols).unionByName(valid.select(*cols)), bound, seed)
+    splits = [train, valid]  # positions TRAIN, VALID
     if users is not None:
-        both = both.join(F.broadcast(users), c.USER_ID, "left_semi")
+        splits = [df.join(F.broadcast(users), c.USER_ID, "left_semi") for df in splits]
         blocked = blocked.join(F.broadcast(users), c.USER_ID, "left_semi")
-    rows = local_model.collect_arrays(both, [*cols, "_valid"])
-    rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # the same order whatever the partitioning
-    pairs = local_model.collect_arrays(blocked, [c.USER_ID, c.ARTIST_ID])
-    user_ids = np.unique(rows[:, 0])
-    item_ids = np.unique(np.concatenate([rows[:, 1], pairs[:, 1]]))
-    pairs = pairs[np.isin(pairs[:, 0], user_ids)]
-    ratings = local_als.Ratings(np.searchsorted(user_ids, rows[:, 0]), np.searchsorted(item_ids, rows[:, 1]),
-                                rows[:, 2], user_ids.size, item_ids.size)
-    return TuningData(ratings, rows[:, 3] > 0, np.searchsorted(user_ids, pairs[:, 0]),
-                      np.searchsorted(item_ids, pairs[:, 1]), user_ids, item_ids)
+    rows, pairs = local_model.collect_rows(splits, blocked)
+    return tuning_data_of(local_model.indexed(rows, pairs, np.unique(rows[:, 0]).astype(np.int64)))
 
 
 def tuning_data_of(local: local_model.LocalData) -> TuningData:
@@ -304,7 +298,7 @@ def local_folds(data: TuningData, model: ModelOptions, tuning: TuningOptions) ->
 def _local_fold(data: TuningData, in_valid: np.ndarray, model: ModelOptions, tuning: TuningOptions) -> LocalFold:
     train, valid = data.ratings.subset(~in_valid), data.ratings.subset(in_valid)
     prepared = local_als.prepare(train, model.bias_reg)
-    liked = (valid.values >= tuning.relevance_threshold) & (valid.values <= c.RATING_MAX)
+    liked = local_eval.liked(valid.values, tuning.relevance_threshold)
     task = local_eval.ranking_task(valid.users[liked], valid.items[liked],
                                    np.concatenate([train.users, data.blocked_users]),
                                    np.concatenate([train.items, data.blocked_items]), train.n_items)
