@@ -91,6 +91,19 @@ RECOMMENDATION_COLUMNS = (USER_ID, RANK, ARTIST_ID, SCORE, PREDICTED_RATING)
 LIST_ENTRY_COLUMNS = (RANK, ARTIST_ID, SCORE, PREDICTED_RATING)  # one entry of a user's list (DynamoDB, API)
 SCORES_COLUMNS = (USER_ID, ARTIST_ID, SCORE, PREDICTED_RATING)
 
+# Similar artists ("fans also like"): per artist, the most similar artists by cosine similarity of
+# the final model's artist factors, best first. Artists with fewer than --min-artist-ratings
+# learnable ratings neither get a list nor appear in one. SIMILARITY is the cosine, in -1..1.
+SIMILAR_ARTIST_ID = "similar_artist_id"
+SIMILARITY = "similarity"
+SIMILARITY_DIGITS = 6  # similarities are ranked as published (rounded), so equal values are in artist-id order
+SIMILAR_ARTIST_NAME = "similar_artist_name"  # with --artists, beside ARTIST_NAME
+SIMILAR_ARTISTS_DIR = "similar_artists"
+SIMILAR_ARTISTS_CSV_DIR = "similar_artists_csv"
+SIMILAR_ARTISTS_CSV_FILE = "similar_artists.csv"  # the one file in SIMILAR_ARTISTS_CSV_DIR
+SIMILAR_ARTIST_COLUMNS = (ARTIST_ID, RANK, SIMILAR_ARTIST_ID, SIMILARITY)
+SIMILAR_ENTRY_COLUMNS = (RANK, ARTIST_ID, SIMILARITY)  # one entry of an artist's list (DynamoDB, API)
+
 # --- Run ids -------------------------------------------------------------------------------
 RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 
@@ -133,6 +146,18 @@ DDB_PREVIOUS_RUN = "previous_run_id"
 DDB_TOP_N = "top_n"
 DDB_UPDATED_AT = "updated_at"  # ISO 8601 UTC time of the last flip
 DDB_FALLBACK = "fallback"  # (0, <run_id>) holds the run's popularity list, marked fallback
+# An artist's similar-artists list for a run: item (-artist_id, <run_id>) in the same table, so the
+# one pointer flip publishes and rolls back users' and artists' lists together. User ids are
+# positive and the control user is 0, so negative partition keys never meet a user's.
+DDB_SIMILAR = "similar_artists"  # list of {rank, artist_id, similarity[, artist_name]}
+# (the item also holds ARTIST_NAME, the artist's own name, when the run has names)
+
+
+def ddb_artist_key(artist_id: int) -> int:
+    """The partition key of an artist's similar-artists items."""
+    return -artist_id
+
+
 DDB_BATCH_SIZE = 25  # BatchWriteItem's limit
 DDB_TABLE_KEYS = {  # create_table arguments for the keys above (tests, demo, benchmarks)
     "KeySchema": [{"AttributeName": DDB_PARTITION_KEY, "KeyType": "HASH"},
@@ -184,10 +209,13 @@ def plain_value(value: dict[str, Any]) -> Any:
 SQL_RECOMMENDATIONS = "recommendations"
 SQL_RECOMMENDATIONS_STAGING = "recommendations_staging"
 SQL_RECOMMENDATIONS_PREVIOUS = "recommendations_previous"
+SQL_SIMILAR_ARTISTS = "similar_artists"  # SIMILAR_ARTIST_COLUMNS + run_id, swapped with recommendations
+SQL_SIMILAR_ARTISTS_STAGING = "similar_artists_staging"
+SQL_SIMILAR_ARTISTS_PREVIOUS = "similar_artists_previous"
 SQL_ARTISTS = "artists"
 SQL_MODEL_RUNS = "model_runs"
 SQL_MIGRATIONS = "schema_migrations"
-SCHEMA_VERSION = 3  # migrations the Aurora sink applies; the stack names it in its outputs
+SCHEMA_VERSION = 4  # migrations the Aurora sink applies; the stack names it in its outputs
 # Columns other readers (QuickSight's SQL, operators) name, beside the shared ones above.
 SQL_RUN_ID = "run_id"
 SQL_ARTIST_NAME = "name"  # artists.name

@@ -1,6 +1,7 @@
 """QuickSight (opt-in; needs a QuickSight subscription and a principal): a VPC connection to
 Aurora, an Aurora data source and an S3 manifest data source, data sets for the latest
-recommendations (with artist names) and the model-run history, and a dashboard over both."""
+recommendations and similar artists (with artist names) and the model-run history, and a
+dashboard over the recommendations and the runs."""
 
 from __future__ import annotations
 
@@ -42,6 +43,15 @@ PLACEHOLDER_RUN_ID = "00000000T000000Z-0000"
 LATEST_SQL = (f"SELECT r.{c.USER_ID}, r.{c.RANK}, r.{c.ARTIST_ID}, a.{c.SQL_ARTIST_NAME} AS {c.ARTIST_NAME}, "
               f"r.{c.SCORE}, r.{c.PREDICTED_RATING}, r.{c.SQL_RUN_ID} "
               f"FROM {c.SQL_RECOMMENDATIONS} r LEFT JOIN {c.SQL_ARTISTS} a ON a.{c.ARTIST_ID} = r.{c.ARTIST_ID}")
+# Each artist's "fans also like" list, both artists named (a LEFT JOIN: a run without names still shows ids).
+SIMILAR_SQL = (f"SELECT s.{c.ARTIST_ID}, a.{c.SQL_ARTIST_NAME} AS {c.ARTIST_NAME}, s.{c.RANK}, "
+               f"s.{c.SIMILAR_ARTIST_ID}, b.{c.SQL_ARTIST_NAME} AS {c.SIMILAR_ARTIST_NAME}, s.{c.SIMILARITY}, "
+               f"s.{c.SQL_RUN_ID} FROM {c.SQL_SIMILAR_ARTISTS} s "
+               f"LEFT JOIN {c.SQL_ARTISTS} a ON a.{c.ARTIST_ID} = s.{c.ARTIST_ID} "
+               f"LEFT JOIN {c.SQL_ARTISTS} b ON b.{c.ARTIST_ID} = s.{c.SIMILAR_ARTIST_ID}")
+SIMILAR_COLUMNS = [(c.ARTIST_ID, "INTEGER"), (c.ARTIST_NAME, "STRING"), (c.RANK, "INTEGER"),
+                   (c.SIMILAR_ARTIST_ID, "INTEGER"), (c.SIMILAR_ARTIST_NAME, "STRING"), (c.SIMILARITY, "DECIMAL"),
+                   (c.SQL_RUN_ID, "STRING")]  # what SIMILAR_SQL returns, in its order
 # model_runs.metrics is JSON text (publish/aurora.py); charts need numbers. JSON null (RMSE does
 # not apply to implicit feedback) becomes SQL NULL rather than 0.
 RUN_METRICS = (("rmse", "rmse"), ("baselines.bias_rmse", "bias_rmse"),
@@ -85,6 +95,7 @@ class QuickSightAnalytics(Construct):
         self.latest = data_set("LatestRecommendations", f"{prefix} latest recommendations", LATEST_SQL, [
             (c.USER_ID, "INTEGER"), (c.RANK, "INTEGER"), (c.ARTIST_ID, "INTEGER"), (c.ARTIST_NAME, "STRING"),
             (c.SCORE, "DECIMAL"), (c.PREDICTED_RATING, "DECIMAL"), (c.SQL_RUN_ID, "STRING")])
+        self.similar = data_set("SimilarArtists", f"{prefix} similar artists", SIMILAR_SQL, SIMILAR_COLUMNS)
         self.runs = data_set("ModelRuns", f"{prefix} model runs", RUNS_SQL, [
             (c.SQL_RUN_ID, "STRING"), (c.SQL_RUN_STATUS, "STRING"), (c.SQL_STARTED_AT, "DATETIME"),
             (c.SQL_FINISHED_AT, "DATETIME"), (c.SQL_ROWS_LOADED, "INTEGER"), (c.SQL_METRICS, "STRING"),

@@ -86,7 +86,8 @@ class ServingStack(Stack):
         self.api = apigw.HttpApi(self, "HttpApi", api_name=f"{prefix}-api", default_authorizer=authorizer,
                                  create_default_stage=True)
         integration = integrations.HttpLambdaIntegration("Lambda", api_fn.function)
-        for path in ("/users/{user_id}/recommendations", "/runs/active", "/health"):
+        # Every route behind the same default authorizer (IAM or JWT): none is public.
+        for path in ("/users/{user_id}/recommendations", "/artists/{artist_id}/similar", "/runs/active", "/health"):
             self.api.add_routes(path=path, methods=[apigw.HttpMethod.GET], integration=integration)
         access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=log_retention, encryption_key=key,
                                     removal_policy=RemovalPolicy.DESTROY)

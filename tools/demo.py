@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from dataclasses import astuple
+from itertools import takewhile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,10 +76,25 @@ def call_api(endpoint: str, paths: list[str]) -> None:
         response = handler.handler(http_event(path, request_id="demo"), context)
         print(f"\nGET {path} -> {response['statusCode']}")
         body = json.loads(response["body"])
-        recs = body.pop("recommendations", None)
+        recs = body.pop("recommendations", None) or body.pop("similar", None)
         print(f"    {json.dumps(body, ensure_ascii=False)}")
         for r in recs or []:
             print(f"      {json.dumps(r, ensure_ascii=False)}")
+
+
+def similar_artist_path(out: Path) -> list[str]:
+    """The API path of one artist's similar artists: the first artist in the run's CSV (none when
+    the run has no similar artists, e.g. the bias-only model won)."""
+    path = out / c.SIMILAR_ARTISTS_CSV_DIR / c.SIMILAR_ARTISTS_CSV_FILE
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        rows = csv.DictReader(fh)
+        first = next(rows, None)
+        if first is None:
+            return []
+        listed = 1 + sum(1 for _ in takewhile(lambda r: r[c.ARTIST_ID] == first[c.ARTIST_ID], rows))
+    return [f"/artists/{first[c.ARTIST_ID]}/similar?k={min(5, listed)}"]
 
 
 def main_demo() -> int:
@@ -119,7 +135,7 @@ def main_demo() -> int:
         print(f"\npublished run {latest['run_id']}: files {out}, DynamoDB table {TABLE!r} (moto), "
               f"tables in {aurora_url}")
         call_api(endpoint, [f"/users/{int(data.users[0])}/recommendations", "/users/999999999/recommendations?k=3",
-                            "/users/abc/recommendations?k=50"])
+                            "/users/abc/recommendations?k=50", *similar_artist_path(out)])
         print(f"\nreport: {out / c.REPORT_FILE}")
     finally:
         server.stop()

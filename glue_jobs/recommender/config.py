@@ -136,6 +136,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", "model", "seed", _integer, 42, "seed of the splits, the folds and ALS"),
     Option("top-n", "model", "top_n", _integer, 5, "recommendations per user", **_AT_LEAST_1),
     Option("popular-n", "model", "popular_n", _integer, 100, "length of the popularity list"),
+    Option("similar-n", "model", "similar_n", _integer, 10, "similar artists listed per artist",
+           valid=lambda v: 1 <= v <= 500,
+           problem="{flag} must lie in 1..500 (one DynamoDB item holds a list), got {v}"),
+    Option("min-artist-ratings", "model", "min_artist_ratings", _integer, 5,
+           "artists with fewer ratings in the final fit neither get a similar-artists list nor appear in "
+           "one (their factors say little)", **_AT_LEAST_1),
     Option("ranks", "tuning", "ranks", _integers, (10, 20, 50), "ALS ranks to try",
            valid=lambda v: bool(v) and min(v) >= 1, problem="{flag} must be positive integers, got {v}"),
     Option("reg-params", "tuning", "reg_params", _numbers, (0.05, 0.1, 0.2), "ALS regParam values to try",
@@ -259,6 +265,8 @@ class ModelOptions(_Checked):
     seed: int = _DEFAULTS["seed"]
     top_n: int = _DEFAULTS["top_n"]
     popular_n: int = _DEFAULTS["popular_n"]
+    similar_n: int = _DEFAULTS["similar_n"]
+    min_artist_ratings: int = _DEFAULTS["min_artist_ratings"]
 
 
 BIAS_ONLY = (0, 0.0)  # rank, regParam of the model without factors: a candidate in every explicit grid

@@ -2,7 +2,7 @@
 
 read + validate (quarantine gate) -> split -> tune (or reuse the published run's tuning) -> refit
 -> evaluate (quality gate)
--> recommend -> write the run, `_SUCCESS` last -> publish to the sinks.
+-> recommend -> similar artists -> write the run, `_SUCCESS` last -> publish to the sinks.
 Each stage lives in `stages` (files in `outputs`, sinks in `publish`); nothing is written under
 the output directory unless every gate has passed.
 """
@@ -75,15 +75,17 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         with timer("recommend"):
             recs = held.enter_context(stages.recommend_all(spark, fitted, splits.whole, inputs, model_opts,
                                                            tune_opts.relevance_threshold))
-        metrics = summarise(spark, run_id, config, inputs, splits, tuned, tested, gate, recs)
+        with timer("similar"):
+            similar = held.enter_context(stages.similar_artists(spark, fitted, inputs, model_opts))
+        metrics = summarise(spark, run_id, config, inputs, splits, tuned, tested, gate, recs, similar)
         out = config.output_for(run_id)
         with timer("write"):
-            outputs.write_data(out, recs, inputs.quarantine, fitted.model)
+            outputs.write_data(out, recs, inputs.quarantine, fitted.model, similar)
         metrics = metrics.with_(timings_s=dict(timer.timings),
                                 grid=tuning.relative_to_fit(metrics.grid, timer.timings["fit"], metrics.spark["model"]))
         outputs.finish(out, metrics, splits.whole, recs.recs, feedback.rating_scale)
         if sinks.enabled:
-            metrics = publish_run(sinks, metrics, recs, inputs, config.model.top_n, out, timer)
+            metrics = publish_run(sinks, metrics, recs, inputs, config.model.top_n, out, timer, similar)
     return JobResult(run_id, out, metrics)
 
 
@@ -95,7 +97,8 @@ def preflight(sinks: publish.PublishSettings) -> None:
 
 
 def publish_run(sinks: publish.PublishSettings, metrics: RunMetrics, recs: stages.Recommendations,
-                inputs: stages.Inputs, top_n: int, out: str, timer: StageTimer) -> RunMetrics:
+                inputs: stages.Inputs, top_n: int, out: str, timer: StageTimer,
+                similar: stages.SimilarArtists | None = None) -> RunMetrics:
     """Publishes the complete run to every sink, then records what they took in metrics.json."""
     names = inputs.artists
     artists = ([{c.ARTIST_ID: r[c.ARTIST_ID], "name": r[c.ARTIST_NAME]} for r in names.collect()]
@@ -104,7 +107,7 @@ def publish_run(sinks: publish.PublishSettings, metrics: RunMetrics, recs: stage
         try:
             published = publish.publish_run(publish.RunToPublish(
                 metrics.run_id, top_n, recs.recs, [r.asDict() for r in recs.popular.collect()], artists,
-                metrics), sinks)
+                metrics, similar=similar.lists if similar is not None and similar.count else None), sinks)
         except publish.PublishError as exc:
             raise JobFailed(f"{exc}. The run's files are complete under {out}, but it was not "
                             "published.") from exc
@@ -115,11 +118,12 @@ def publish_run(sinks: publish.PublishSettings, metrics: RunMetrics, recs: stage
 
 def summarise(spark: SparkSession, run_id: str, config: JobConfig, inputs: stages.Inputs,
               splits: stages.Splits, tuned: stages.Tuned, tested: TestMetrics, gate: Gate,
-              recs: stages.Recommendations) -> RunMetrics:
+              recs: stages.Recommendations, similar: stages.SimilarArtists) -> RunMetrics:
     train, valid, test = splits.sizes
     counts = Counts(input_rows=inputs.input_rows, ratings=inputs.ratings, users=recs.users, items=recs.items,
                     never_play_again=inputs.never_play_again, train=train, validation=valid, test=test,
-                    quarantined=sum(inputs.quarantine_counts.values()), recommendations=recs.count)
+                    quarantined=sum(inputs.quarantine_counts.values()), recommendations=recs.count,
+                    similar_artists=similar.count, similar_lists=similar.artists)
     result = tuned.result
     best = BestParams(result.best.rank, result.best.reg_param, round(result.popularity_weight, 6))
     return RunMetrics(

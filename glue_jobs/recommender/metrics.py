@@ -94,6 +94,9 @@ class Counts:
     test: int
     quarantined: int
     recommendations: int
+    # Defaults: metrics.json from before similar artists holds neither (RunMetrics.from_dict).
+    similar_artists: int = 0  # rows of similar_artists/
+    similar_lists: int = 0  # artists that got a similar-artists list
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from pyspark.sql import functions as F
 from glue_jobs import contracts as c
 from glue_jobs.recommender import model, report, storage
 from glue_jobs.recommender.metrics import RunMetrics
-from glue_jobs.recommender.stages import Recommendations
+from glue_jobs.recommender.stages import Recommendations, SimilarArtists
 
 
-def write_data(out: str, recs: Recommendations, quarantine: DataFrame, fitted: model.RecommenderModel) -> None:
+def write_data(out: str, recs: Recommendations, quarantine: DataFrame, fitted: model.RecommenderModel,
+               similar: SimilarArtists | None = None) -> None:
     """The run's data files and model; the marker of an earlier run in `out` goes first."""
     storage.remove(storage.join(out, c.SUCCESS_MARKER))
     recs.recs.write.mode("overwrite").parquet(storage.join(out, c.RECOMMENDATIONS_DIR))
@@ -25,6 +26,12 @@ def write_data(out: str, recs: Recommendations, quarantine: DataFrame, fitted: m
     quarantine.write.mode("overwrite").json(storage.join(out, c.QUARANTINE_DIR))
     if recs.scores is not None:
         write_single_csv(recs.scores, out, c.SCORES_DIR, c.SCORES_CSV_FILE)
+    if similar is not None and similar.lists is not None and similar.count:
+        similar.lists.write.mode("overwrite").parquet(storage.join(out, c.SIMILAR_ARTISTS_DIR))
+        write_single_csv(similar.lists, out, c.SIMILAR_ARTISTS_CSV_DIR, c.SIMILAR_ARTISTS_CSV_FILE)
+    else:  # none this run (the bias-only model): an earlier run's lists in `out` must not pass for this one's
+        for directory in (c.SIMILAR_ARTISTS_DIR, c.SIMILAR_ARTISTS_CSV_DIR):
+            storage.remove_tree(storage.join(out, directory))
     model.save(fitted, storage.join(out, c.MODEL_DIR))
 
 

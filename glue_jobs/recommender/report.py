@@ -127,6 +127,16 @@ def model_choice(metrics: RunMetrics) -> str:
             f"{gain:.1%} better than the bias-only model ({bias[0]:.4g}).")
 
 
+def similar_line(metrics: RunMetrics) -> str:
+    """How many artists got a similar-artists list ("fans also like"), or why none did."""
+    n = metrics.counts
+    if n.similar_lists:
+        return f"Similar artists: {n.similar_lists:,} artists got a list ({n.similar_artists:,} rows)."
+    if metrics.best_params.rank == 0:
+        return "Similar artists: none this run (rank 0: no artist factors to compare)."
+    return "Similar artists: none this run (no two artists with enough ratings, --min-artist-ratings)."
+
+
 def render(metrics: RunMetrics, rating_hist: list[tuple[str, int]],
            score_hist: list[tuple[str, int]], score_title: str = "Recommendation scores") -> str:
     metric = metrics.selection_metric
@@ -155,7 +165,8 @@ td:first-child,th:first-child{{text-align:left}}.grid{{display:flex;flex-wrap:wr
 regParam {best.reg_param} ({html.escape(chosen)}).
 {html.escape(model_choice(metrics))}
 Quality gate: <strong>{'passed' if gate.passed else 'failed'}</strong>.
-Catalog coverage of the top-{metrics.top_n}: {metrics.catalog_coverage:.1%}.</p>
+Catalog coverage of the top-{metrics.top_n}: {metrics.catalog_coverage:.1%}.
+{html.escape(similar_line(metrics))}</p>
 {_metrics_table(metrics)}
 <div class="grid">
 <div>{grid_chart}</div>

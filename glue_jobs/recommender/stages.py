@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender import evaluate, local_model, model, recommend, reuse, tuning
+from glue_jobs.recommender import evaluate, local_model, model, recommend, reuse, similar, tuning
 from glue_jobs.recommender.config import Feedback, GateOptions, InputOptions, ModelOptions, TuningOptions
 from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.ingest import Ingested, ingest, read_artist_names, read_pairs
@@ -473,3 +473,36 @@ def popular_list(fitted: model.RecommenderModel, learn: DataFrame, options: Mode
     order = F.row_number().over(Window.orderBy(F.col("popularity").desc(), F.col(c.ARTIST_ID)))
     return ranked.select(order.alias(c.RANK), c.ARTIST_ID, F.round("popularity", 6).alias(c.SCORE),
                          c.PREDICTED_RATING, "n_ratings")
+
+
+# --- similar artists ("fans also like") -----------------------------------------------------------
+@dataclass(frozen=True)
+class SimilarArtists(Held):
+    """Each eligible artist's most similar artists, from the final model's artist factors."""
+
+    lists: DataFrame | None  # sorted by artist_id, rank: SIMILAR_ARTIST_COLUMNS (+ both names); None: rank 0
+    count: int  # rows
+    artists: int  # artists that got a list
+
+    def held(self) -> tuple[DataFrame | None, ...]:
+        return (self.lists,)
+
+
+def similar_artists(spark: SparkSession, fitted: Fitted, inputs: Inputs, options: ModelOptions) -> SimilarArtists:
+    lists = similar.similar_artists(spark, fitted.model, fitted.local, options.similar_n, options.min_artist_ratings)
+    if lists is None:
+        return SimilarArtists(None, 0, 0)
+    names = inputs.artists
+    extra: list[str] = []
+    if names is not None:
+        theirs = names.select(F.col(c.ARTIST_ID).alias(c.SIMILAR_ARTIST_ID),
+                              F.col(c.ARTIST_NAME).alias(c.SIMILAR_ARTIST_NAME))
+        lists = (lists.join(F.broadcast(names), c.ARTIST_ID, "left")
+                 .join(F.broadcast(theirs), c.SIMILAR_ARTIST_ID, "left"))
+        extra = [c.ARTIST_NAME, c.SIMILAR_ARTIST_NAME]
+    # Sorted once and cached in that order: both file formats and the sinks read this copy.
+    lists = lists.select(*c.SIMILAR_ARTIST_COLUMNS, *extra).orderBy(c.ARTIST_ID, c.RANK).cache()
+    count, artists = lists.count(), lists.filter(F.col(c.RANK) == 1).count()
+    log.info("listed %s similar artists for %s artists (at most %d each, artists with at least %d ratings)",
+             f"{count:,}", f"{artists:,}", options.similar_n, options.min_artist_ratings)
+    return SimilarArtists(lists, count, artists)

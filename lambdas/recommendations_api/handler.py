@@ -1,6 +1,7 @@
 """Recommendations API (HTTP API v2): a thin Powertools handler over logic.RecommendationStore.
 
-GET /users/{user_id}/recommendations?k=N, GET /runs/active, GET /health.
+GET /users/{user_id}/recommendations?k=N, GET /artists/{artist_id}/similar?k=N, GET /runs/active,
+GET /health.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
 
-from lambdas.recommendations_api.logic import BadRequest, RecommendationStore, Unavailable, parse_user_id
+from lambdas.recommendations_api.logic import (
+    BadRequest,
+    NotFound,
+    RecommendationStore,
+    Unavailable,
+    parse_artist_id,
+    parse_user_id,
+)
 
 logger = Logger(service="recommendations-api")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MusicRecommender"),
@@ -55,9 +63,20 @@ def recommendations(user_id: str) -> Response:
     return _json(200, body)
 
 
+@app.get("/artists/<artist_id>/similar")
+@tracer.capture_method
+def similar_artists(artist_id: str) -> Response:
+    return _json(200, store().similar_artists(parse_artist_id(artist_id), app.current_event.query_string_parameters))
+
+
 @app.exception_handler(BadRequest)
 def bad_request(exc: BadRequest) -> Response:
     return _json(400, {"message": str(exc)})
+
+
+@app.exception_handler(NotFound)
+def not_published(exc: NotFound) -> Response:
+    return _json(404, {"message": str(exc)})
 
 
 @app.exception_handler(Unavailable)

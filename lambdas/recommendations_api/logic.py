@@ -1,5 +1,5 @@
 """What the API answers, independent of Lambda and HTTP: validation, the active-run pointer
-(cached for a short time), one item read, and the popularity fallback."""
+(cached for a short time), one item read, the popularity fallback, and artists' similar artists."""
 
 from __future__ import annotations
 
@@ -18,24 +18,49 @@ class BadRequest(ValueError):
     """The caller's request is wrong; the message says how (safe to show)."""
 
 
+class NotFound(LookupError):
+    """Nothing published for what the caller asked about (safe to show)."""
+
+
 class Unavailable(RuntimeError):
     """The store cannot answer now (missing table, throttling, nothing published)."""
 
 
-def parse_user_id(raw: str | None) -> int:
+def _parse_id(name: str, raw: str | None) -> int:
     if raw is None or not raw.isdigit():
-        raise BadRequest("user_id must be a positive integer")
-    user_id = int(raw)
-    if not 1 <= user_id <= c.MAX_ID:
-        raise BadRequest(f"user_id must be between 1 and {c.MAX_ID}")
-    return user_id
+        raise BadRequest(f"{name} must be a positive integer")
+    value = int(raw)
+    if not 1 <= value <= c.MAX_ID:
+        raise BadRequest(f"{name} must be between 1 and {c.MAX_ID}")
+    return value
+
+
+def parse_user_id(raw: str | None) -> int:
+    return _parse_id(c.USER_ID, raw)
+
+
+def parse_artist_id(raw: str | None) -> int:
+    return _parse_id(c.ARTIST_ID, raw)
+
+
+def check_query(query: Mapping[str, str] | None) -> None:
+    unknown = sorted(set(query or {}) - ALLOWED_QUERY)
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}; only k is accepted")
+
+
+def check_k_form(query: Mapping[str, str] | None) -> None:
+    """Refuses, before any read, a k no stored list could make right (not a positive integer);
+    its upper bound, the list's length, needs the item."""
+    check_query(query)
+    raw = (query or {}).get("k")
+    if raw is not None and (not raw.isdigit() or int(raw) < 1):
+        raise BadRequest(f"k must be a positive integer, got {raw!r}")
 
 
 def parse_k(query: Mapping[str, str] | None, top_n: int) -> int:
+    check_query(query)
     query = query or {}
-    unknown = sorted(set(query) - ALLOWED_QUERY)
-    if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}; only k is accepted")
     raw = query.get("k")
     if raw is None:
         return top_n
@@ -51,6 +76,14 @@ def list_entry(rec: dict[str, Any]) -> dict[str, Any]:
     (implicit feedback, or an item written before the field existed)."""
     entry = {name: rec.get(name) for name in c.LIST_ENTRY_COLUMNS}
     return {**entry, **{k: v for k, v in rec.items() if k not in entry}}
+
+
+def similar_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """One similar artist as the API answers it: c.SIMILAR_ENTRY_COLUMNS in that order (artist_id
+    is the similar artist's; similarity the cosine of the two artists' factors), then its name
+    when the run has names."""
+    ordered = {name: entry.get(name) for name in c.SIMILAR_ENTRY_COLUMNS}
+    return {**ordered, **{k: v for k, v in entry.items() if k not in ordered}}
 
 
 class RecommendationStore:
@@ -97,6 +130,22 @@ class RecommendationStore:
         recs = [list_entry(rec) for rec in c.plain_value(item[c.DDB_RECOMMENDATIONS])[:k]]
         return {c.USER_ID: user_id, "run_id": pointer.run_id, c.DDB_GENERATED_AT: item[c.DDB_GENERATED_AT]["S"],
                 "fallback": fallback, "k": k, c.DDB_RECOMMENDATIONS: recs}
+
+    def similar_artists(self, artist_id: int, query: Mapping[str, str] | None) -> dict[str, Any]:
+        """The artist's list in the active run (the item c.ddb_artist_key(artist_id)); NotFound
+        when that run has none for it (unknown artist, or too few ratings to have one)."""
+        check_k_form(query)  # a malformed request is refused before any read, known artist or not
+        pointer = self.pointer()
+        item = self._get(c.ddb_artist_key(artist_id), pointer.run_id)
+        entries = c.plain_value(item[c.DDB_SIMILAR]) if item and c.DDB_SIMILAR in item else []
+        if not entries:
+            raise NotFound(f"artist {artist_id} has no similar artists in the active run")
+        assert item is not None
+        k = parse_k(query, len(entries))
+        own = {c.ARTIST_NAME: item[c.ARTIST_NAME]["S"]} if c.ARTIST_NAME in item else {}
+        return {c.ARTIST_ID: artist_id, **own, "run_id": pointer.run_id,
+                c.DDB_GENERATED_AT: item[c.DDB_GENERATED_AT]["S"], "k": k,
+                "similar": [similar_entry(e) for e in entries[:k]]}
 
     def active_run(self) -> dict[str, Any]:
         return self.pointer().as_status()

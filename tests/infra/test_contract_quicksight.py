@@ -220,10 +220,30 @@ def test_data_sets_wait_for_the_schema_and_the_writer_instance(prod: Built) -> N
     (schema,) = [k for k, r in t.items() if r["Type"] == "Custom::AuroraSchema"]
     (writer,) = [k for k, r in t.items() if r["Type"] == "AWS::RDS::DBInstance"]
     data_sets = {k: r for k, r in t.items() if r["Type"] == "AWS::QuickSight::DataSet"}
-    assert len(data_sets) == 2
+    assert len(data_sets) == 3
     for logical_id, data_set in data_sets.items():
         depends = set(as_list(data_set.get("DependsOn", [])))
         assert {schema, writer} <= depends, f"{logical_id} DependsOn {sorted(depends)}"
+
+
+def test_similar_artists_data_set_reads_the_swapped_table_through_aurora(prod: Built, dev: Built) -> None:
+    """The similar-artists data set queries the live similar_artists table (the one the Aurora sink
+    swaps in with the recommendations) joined twice with artists' names, over the Aurora source,
+    and declares the columns that SQL returns (checked on MariaDB in tests/publish); DIRECT_QUERY
+    custom SQL is validated when the data set is created.
+    https://docs.aws.amazon.com/quicksight/latest/APIReference/API_CustomSql.html"""
+    assert not list(resources_of(dev, "AWS::QuickSight::DataSet"))  # opt-in
+    ((ref, sql, data_set),) = [(ref, table["CustomSql"], r) for ref, r in resources_of(prod, "AWS::QuickSight::DataSet")
+                               for table in r["Properties"]["PhysicalTableMap"].values()
+                               if table["CustomSql"]["SqlQuery"] == quicksight.SIMILAR_SQL]
+    assert data_set["Properties"]["ImportMode"] == "DIRECT_QUERY"
+    assert re.search(rf"\bFROM {c.SQL_SIMILAR_ARTISTS} s\b", sql["SqlQuery"])
+    assert [(col["Name"], col["Type"]) for col in sql["Columns"]] == [tuple(col) for col in quicksight.SIMILAR_COLUMNS]
+    source = resolve(prod, ref.stack, sql["DataSourceArn"])
+    assert source is not None and source.resource(prod)["Properties"]["Type"] == "AURORA"
+    (permission,) = data_set["Properties"]["Permissions"]
+    assert permission["Principal"].endswith(":group/default/analysts")
+    assert set(permission["Actions"]) == set(quicksight.DATA_SET_ACTIONS)
 
 
 # --- the S3 manifest data source --------------------------------------------------------------

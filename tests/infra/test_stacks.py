@@ -117,7 +117,7 @@ def test_table_matches_the_serving_contract(dev: Built, prod: Built) -> None:
 def test_api_is_not_public_iam_by_default_jwt_when_configured(dev: Built, prod: Built) -> None:
     routes = resources(dev, "serving", "AWS::ApiGatewayV2::Route")
     assert {r["Properties"]["RouteKey"] for r in routes.values()} == {
-        "GET /users/{user_id}/recommendations", "GET /runs/active", "GET /health"}
+        "GET /users/{user_id}/recommendations", "GET /artists/{artist_id}/similar", "GET /runs/active", "GET /health"}
     assert {r["Properties"]["AuthorizationType"] for r in routes.values()} == {"AWS_IAM"}
     prod_routes = resources(prod, "serving", "AWS::ApiGatewayV2::Route")
     assert {r["Properties"]["AuthorizationType"] for r in prod_routes.values()} == {"JWT"}

@@ -173,3 +173,69 @@ def test_a_pointer_without_top_n_is_shown_but_serves_nothing(ddb: Any) -> None:
     assert call("/users/7/recommendations")[0] == 503
     status, body = call("/runs/active")
     assert status == 200 and (body[c.DDB_ACTIVE_RUN], body[c.DDB_TOP_N]) == (RUN_A, None)
+
+
+def publish_similar(client: Any, run_id: str = RUN_A, base: int = 20, named: bool = True) -> None:
+    """Artist 11's four similar artists (and artist 12's one), as the DynamoDB sink writes them."""
+    entries = [{c.RANK: r, c.ARTIST_ID: base + r, c.SIMILARITY: 0.95 - r / 10,
+                **({c.ARTIST_NAME: f"S{r}"} if named else {})} for r in range(1, 5)]
+    dynamo.write_batches(client, "recs", [
+        dynamo.artist_item(11, run_id, entries, NOW, 30, "Eleven" if named else None),
+        dynamo.artist_item(12, run_id, entries[:1], NOW, 30)])
+
+
+def test_an_artists_similar_artists_come_from_the_active_run_with_names(ddb: Any) -> None:
+    publish(ddb, RUN_A)
+    publish_similar(ddb, RUN_A)
+    status, body = call("/artists/11/similar")
+    assert status == 200
+    assert (body["artist_id"], body["artist_name"], body["run_id"], body["k"]) == (11, "Eleven", RUN_A, 4)
+    assert body["similar"][0] == {"rank": 1, "artist_id": 21, "similarity": 0.85, "artist_name": "S1"}
+    assert list(body["similar"][0]) == [*c.SIMILAR_ENTRY_COLUMNS, c.ARTIST_NAME]
+    assert [e["artist_id"] for e in body["similar"]] == [21, 22, 23, 24]
+    status, body = call("/artists/11/similar?k=2")
+    assert status == 200 and [e["rank"] for e in body["similar"]] == [1, 2]
+    # a new run's lists are served once the pointer names it (and the cached pointer expires)
+    publish(ddb, RUN_B, base=50)
+    publish_similar(ddb, RUN_B, base=70, named=False)
+    ddb.clock.now = 30.0
+    status, body = call("/artists/11/similar?k=1")
+    assert status == 200 and body["run_id"] == RUN_B and "artist_name" not in body
+    assert body["similar"] == [{"rank": 1, "artist_id": 71, "similarity": 0.85}]
+
+
+def test_an_artist_without_a_list_in_the_active_run_is_404(ddb: Any) -> None:
+    """Artist 13 has no list; artist 11's list exists only in a run that is not active; user 7's
+    recommendations (the same number's user item) are not an artist's list."""
+    publish(ddb, RUN_A)
+    publish_similar(ddb, RUN_B)
+    for artist in (13, 11, 7):
+        status, body = call(f"/artists/{artist}/similar")
+        assert status == 404
+        assert body == {"message": f"artist {artist} has no similar artists in the active run"}
+
+
+@pytest.mark.parametrize("target, message", [
+    ("/artists/abc/similar", "artist_id must be a positive integer"),
+    ("/artists/-11/similar", "artist_id must be a positive integer"),
+    ("/artists/0/similar", "artist_id must be between 1 and 2147483647"),
+    ("/artists/2147483648/similar", "artist_id must be between 1 and 2147483647"),
+    ("/artists/11/similar?k=0", "k must be a positive integer, got '0'"),
+    ("/artists/13/similar?k=0", "k must be a positive integer, got '0'"),  # bad input first, unknown artist or not
+    ("/artists/13/similar?k=x", "k must be a positive integer, got 'x'"),
+    ("/artists/11/similar?k=5", "k must be an integer between 1 and 4"),
+    ("/artists/12/similar?k=2", "k must be an integer between 1 and 1"),
+    ("/artists/11/similar?k=x", "k must be a positive integer, got 'x'"),
+    ("/artists/11/similar?limit=3", "unknown query parameter(s): limit"),
+    ("/artists/13/similar?limit=3", "unknown query parameter(s): limit"),
+])
+def test_bad_similar_artist_requests_get_400_with_a_message(ddb: Any, target: str, message: str) -> None:
+    publish(ddb)
+    publish_similar(ddb)
+    status, body = call(target)
+    assert status == 400 and list(body) == ["message"] and body["message"].startswith(message)
+
+
+def test_similar_artists_with_nothing_published_is_503(ddb: Any) -> None:
+    status, body = call("/artists/11/similar")
+    assert status == 503 and body == {"message": "recommendations are temporarily unavailable"}

@@ -64,21 +64,22 @@ def test_create_then_update_migrate_once_and_report_success(mysql_url: str, resp
     handler.handler(cfn_event("Create", url, arn), None)
     handler.handler(cfn_event("Update", url, arn), None)
     assert [r["Status"] for r in received] == ["SUCCESS", "SUCCESS"]
-    assert received[0]["Data"] == {"Applied": "1,2,3"} and received[1]["Data"] == {"Applied": ""}
+    assert received[0]["Data"] == {"Applied": "1,2,3,4"} and received[1]["Data"] == {"Applied": ""}
     assert received[0]["PhysicalResourceId"] == "schema-Schema"
     tables = set(sa.inspect(sa.create_engine(mysql_url)).get_table_names())
-    assert {c.SQL_RECOMMENDATIONS, c.SQL_ARTISTS, c.SQL_MODEL_RUNS} <= tables
+    assert {c.SQL_RECOMMENDATIONS, c.SQL_ARTISTS, c.SQL_MODEL_RUNS, c.SQL_SIMILAR_ARTISTS} <= tables
 
 
 @mock_aws
 def test_an_update_upgrades_a_database_the_previous_version_deployed(mysql_url: str, response_url: Any) -> None:
-    """The stack's update (SchemaVersion bumped) runs migration 3 on a version 2 database: the
-    recommendations table gains predicted_rating and keeps its rows."""
+    """The stack's update (SchemaVersion bumped) runs migrations 3 and 4 on a version 2 database:
+    the recommendations table gains predicted_rating and keeps its rows; similar_artists appears."""
     url, received = response_url
     engine = sa.create_engine(mysql_url)
     create_v2_database(engine, live=("20261129T160000Z-aaaa", 3))
     handler.handler(cfn_event("Update", url, secret_for(mysql_url)), None)
-    assert received[0]["Status"] == "SUCCESS" and received[0]["Data"] == {"Applied": "3"}
+    assert received[0]["Status"] == "SUCCESS" and received[0]["Data"] == {"Applied": "3,4"}
+    assert sa.inspect(engine).has_table(c.SQL_SIMILAR_ARTISTS)
     assert c.PREDICTED_RATING in {col["name"] for col in sa.inspect(engine).get_columns(c.SQL_RECOMMENDATIONS)}
     with engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {c.SQL_RECOMMENDATIONS}")).scalar_one() == 15

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
@@ -118,3 +119,22 @@ def test_a_run_counts_as_loaded_once_its_fallback_item_is_written(moto_endpoint:
     assert not dynamo.run_is_loaded(ddb, table, RUN_A)  # user items alone: still loading
     dynamo.write_batches(ddb, table, [dynamo.fallback_item(RUN_A, [], NOW, 30)])
     assert dynamo.run_is_loaded(ddb, table, RUN_A) and not dynamo.run_is_loaded(ddb, table, RUN_B)
+
+
+def test_artist_items_sit_beside_user_items_under_the_artists_key(moto_endpoint: str, table: str) -> None:
+    """An artist's similar artists are item (c.ddb_artist_key(id), run): never the item of the user
+    with the same number; entries in rank order with the similar artist's id and name; same TTL."""
+    ddb = client(moto_endpoint)
+    entries: list[dict[str, Any]] = [{c.RANK: 2, c.ARTIST_ID: 9, c.SIMILARITY: 0.512345678},
+               {c.RANK: 1, c.ARTIST_ID: 8, c.SIMILARITY: 0.9, c.ARTIST_NAME: "Sigur Rós"}]
+    dynamo.write_batches(ddb, table, [*items(RUN_A, range(7, 8)), dynamo.artist_item(7, RUN_A, entries, NOW, 30)])
+    user = ddb.get_item(TableName=table, Key={"user_id": {"N": "7"}, "run_id": {"S": RUN_A}})["Item"]
+    artist = ddb.get_item(TableName=table, Key={"user_id": {"N": str(c.ddb_artist_key(7))},
+                                                "run_id": {"S": RUN_A}})["Item"]
+    assert c.DDB_RECOMMENDATIONS in user and c.DDB_SIMILAR not in user
+    assert c.DDB_SIMILAR in artist and c.DDB_RECOMMENDATIONS not in artist
+    assert artist[c.DDB_PARTITION_KEY] == {"N": "-7"}
+    assert c.plain_value(artist[c.DDB_SIMILAR]) == [
+        {c.RANK: 1, c.ARTIST_ID: 8, c.SIMILARITY: 0.9, c.ARTIST_NAME: "Sigur Rós"},
+        {c.RANK: 2, c.ARTIST_ID: 9, c.SIMILARITY: 0.512346}]
+    assert artist[c.DDB_TTL_ATTRIBUTE] == user[c.DDB_TTL_ATTRIBUTE]

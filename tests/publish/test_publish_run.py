@@ -33,7 +33,7 @@ from glue_jobs.recommender.publish import __main__ as publish_cli
 
 pytestmark = [pytest.mark.spark, pytest.mark.mysql]
 RUN_A, RUN_B, RUN_C = "20261129T160000Z-aaaa", "20261130T160000Z-bbbb", "20261201T160000Z-cccc"
-USERS, TOP_N = 30, 3
+USERS, TOP_N, ARTISTS = 30, 3, 5
 
 
 def metrics(run_id: str, n_recs: int) -> RunMetrics:
@@ -48,6 +48,29 @@ def metrics(run_id: str, n_recs: int) -> RunMetrics:
         "counts": {"input_rows": 900, "ratings": 900, "users": USERS, "items": 50, "never_play_again": 0,
                    "train": 700, "validation": 100, "test": 100, "quarantined": 0, "recommendations": n_recs},
     })
+
+
+def similar_lists(artist_base: int) -> list[dict[str, Any]]:
+    """Each of ARTISTS artists' two most similar artists, with names, as the job writes them."""
+    return [{c.ARTIST_ID: artist_base + a, c.RANK: r, c.SIMILAR_ARTIST_ID: artist_base + (a + r) % ARTISTS,
+             c.SIMILARITY: round(0.9 - r / 10 - a / 100, 4), c.ARTIST_NAME: f"A{a}",
+             c.SIMILAR_ARTIST_NAME: f"A{(a + r) % ARTISTS}"} for a in range(ARTISTS) for r in (1, 2)]
+
+
+def add_similar(spark: Any, root: Path, run: RunToPublish, artist_base: int) -> RunToPublish:
+    """The run with similar artists: their CSV beside the recommendations', a DataFrame in Spark."""
+    lists = similar_lists(artist_base)
+    columns = (*c.SIMILAR_ARTIST_COLUMNS, c.ARTIST_NAME, c.SIMILAR_ARTIST_NAME)
+    folder = Path(c.run_path(str(root), run.run_id)) / c.SIMILAR_ARTISTS_CSV_DIR
+    folder.mkdir()
+    with (folder / c.SIMILAR_ARTISTS_CSV_FILE).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(lists)
+    df = spark.createDataFrame([tuple(r[k] for k in columns) for r in lists],
+                               "artist_id int, rank int, similar_artist_id int, similarity double, "
+                               "artist_name string, similar_artist_name string").repartition(2)
+    return dataclasses.replace(run, similar=df)
 
 
 def make_run(spark: Any, root: Path, run_id: str, artist_base: int = 100) -> RunToPublish:
@@ -117,7 +140,8 @@ def test_preflight_checks_every_configured_sink(sinks: PublishSettings, mysql_ur
 
 def test_a_run_is_published_to_every_sink(spark: Any, tmp_path: Path, sinks: PublishSettings) -> None:
     run = make_run(spark, tmp_path, RUN_A)
-    assert publish_run(run, sinks) == {"dynamodb_items": USERS, "aurora_rows": USERS * TOP_N}
+    assert publish_run(run, sinks) == {"dynamodb_items": USERS, "dynamodb_similar_items": 0,
+                                       "aurora_rows": USERS * TOP_N, "aurora_similar_rows": 0}
     assert serving(sinks) == {"dynamodb": RUN_A, "aurora": RUN_A, "files": RUN_A}
     recorded = model_runs(sinks)[RUN_A]
     # The JSON paths QuickSight's SQL reads: today's keys, baselines flat.
@@ -140,6 +164,66 @@ def test_a_run_is_published_to_every_sink(spark: Any, tmp_path: Path, sinks: Pub
     engine.dispose()
     assert sorted(tuple(r) for r in loaded) == sorted((r[c.USER_ID], r[c.RANK], r[c.SCORE], r[c.PREDICTED_RATING])
                                                       for r in run.recommendations.collect())
+
+
+def served_similar(settings: PublishSettings, artist_id: int) -> dict[str, Any]:
+    """One artist's similar artists as each sink serves them: DynamoDB's item of the active run
+    (None: no item), and Aurora's live table."""
+    assert settings.dynamo and settings.aurora
+    ddb = settings.dynamo.client()
+    pointer = dynamo.read_pointer(ddb, settings.dynamo.table)
+    assert pointer
+    item = ddb.get_item(TableName=settings.dynamo.table, Key={
+        c.DDB_PARTITION_KEY: {"N": str(c.ddb_artist_key(artist_id))}, c.DDB_SORT_KEY: {"S": pointer.run_id}})
+    engine = settings.aurora.engine()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT s.{c.RANK}, s.{c.SIMILAR_ARTIST_ID}, s.{c.SIMILARITY}, s.{c.SQL_RUN_ID} "
+                                    f"FROM {c.SQL_SIMILAR_ARTISTS} s WHERE s.{c.ARTIST_ID} = :a "
+                                    f"ORDER BY s.{c.RANK}"), {"a": artist_id}).all()
+    engine.dispose()
+    return {"dynamodb": c.plain_value(item["Item"][c.DDB_SIMILAR]) if "Item" in item else None,
+            "name": item.get("Item", {}).get(c.ARTIST_NAME, {}).get("S"), "aurora": [tuple(r) for r in rows]}
+
+
+def expected_similar(artist_base: int, artist: int, run_id: str) -> dict[str, Any]:
+    mine = [r for r in similar_lists(artist_base) if r[c.ARTIST_ID] == artist_base + artist]
+    return {"dynamodb": [{c.RANK: r[c.RANK], c.ARTIST_ID: r[c.SIMILAR_ARTIST_ID], c.SIMILARITY: r[c.SIMILARITY],
+                          c.ARTIST_NAME: r[c.SIMILAR_ARTIST_NAME]} for r in mine],
+            "name": f"A{artist}",
+            "aurora": [(r[c.RANK], r[c.SIMILAR_ARTIST_ID], pytest.approx(r[c.SIMILARITY]), run_id) for r in mine]}
+
+
+def test_similar_artists_are_published_taken_back_and_rolled_back_with_their_run(
+        spark: Any, tmp_path: Path, sinks: PublishSettings, table: str, moto_endpoint: str, mysql_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staged with the run's recommendations (one DynamoDB item per artist, the Aurora staging
+    table), served from the same flip, taken back with it when a later flip fails, and rolled
+    back with it: DynamoDB by the pointer, Aurora from the run's CSV. A run without similar
+    artists serves none, never an older run's."""
+    run_a = add_similar(spark, tmp_path, make_run(spark, tmp_path, RUN_A), 100)
+    assert publish_run(run_a, sinks) == {"dynamodb_items": USERS, "dynamodb_similar_items": ARTISTS,
+                                         "aurora_rows": USERS * TOP_N, "aurora_similar_rows": ARTISTS * 2}
+    assert served_similar(sinks, 102) == expected_similar(100, 2, RUN_A)
+
+    def denied(root: str, run_id: str) -> None:
+        raise PermissionError("AccessDenied")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(files, "point_latest", denied)
+        with pytest.raises(PublishError, match=f"aurora rolled back to {RUN_A}; dynamodb rolled back to {RUN_A}"):
+            publish_run(add_similar(spark, tmp_path, make_run(spark, tmp_path, RUN_B, 500), 500), sinks)
+    assert served_similar(sinks, 102) == expected_similar(100, 2, RUN_A)
+
+    publish_run(make_run(spark, tmp_path, RUN_C, 900), sinks)  # no similar artists
+    assert serving(sinks) == {"dynamodb": RUN_C, "aurora": RUN_C, "files": RUN_C}
+    assert served_similar(sinks, 102) == {"dynamodb": None, "name": None, "aurora": []}
+
+    common = ["--runs-root", str(tmp_path), "--dynamodb-table", table, "--dynamodb-endpoint", moto_endpoint,
+              "--aurora-url", mysql_url]
+    with redirect_stdout(io.StringIO()):
+        assert publish_cli.main(["rollback", "--to", RUN_A, *common]) == 0
+    assert serving(sinks) == {"dynamodb": RUN_A, "aurora": RUN_A, "files": RUN_A}
+    assert served_similar(sinks, 102) == expected_similar(100, 2, RUN_A)
 
 
 def test_a_run_older_than_any_sinks_run_is_refused_before_anything_is_staged(
@@ -272,7 +356,7 @@ def test_rollback_and_status_commands(spark: Any, tmp_path: Path, sinks: Publish
     with redirect_stdout(out):
         assert publish_cli.main(["rollback", "--to", RUN_A, *common, "--aurora-url", mysql_url]) == 0
     assert json.loads(out.getvalue()) == {"run_id": RUN_A, "dynamodb": "pointer flipped",
-                                          "aurora_rows": USERS * TOP_N, "latest": RUN_A}
+                                          "aurora_rows": USERS * TOP_N, "aurora_similar_rows": 0, "latest": RUN_A}
     assert serving(sinks) == {"dynamodb": RUN_A, "aurora": RUN_A, "files": RUN_A}
     out = io.StringIO()
     with redirect_stdout(out):

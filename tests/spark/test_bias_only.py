@@ -51,3 +51,8 @@ def test_where_als_does_not_help_the_bias_model_wins_and_is_published(spark, tmp
     assert saved["best_params"]["rank"] == 0
     report = (tmp_path / "out" / c.REPORT_FILE).read_text()
     assert "bias-only model" in report
+    # No factors, no similar artists: none counted, no files, and the report says why.
+    assert (m.counts.similar_artists, m.counts.similar_lists) == (0, 0)
+    assert not (tmp_path / "out" / c.SIMILAR_ARTISTS_DIR).exists()
+    assert not (tmp_path / "out" / c.SIMILAR_ARTISTS_CSV_DIR).exists()
+    assert "Similar artists: none this run (rank 0" in report

@@ -15,8 +15,9 @@ from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
 from glue_jobs import datagen
-from glue_jobs.recommender import model
+from glue_jobs.recommender import model, similar
 from glue_jobs.recommender.config import Feedback, JobConfig
+from glue_jobs.recommender.ingest import read_artist_names
 from glue_jobs.recommender.job import JobFailed, JobResult
 from glue_jobs.recommender.main import execute, main
 
@@ -225,6 +226,37 @@ def test_report_shows_the_charts(run: JobResult) -> None:
     assert page.count("<svg") == 4
     assert run.run_id in page
     assert "Predicted ratings of the recommendations" in page  # explicit feedback: the ratings, not the scores
+
+
+def test_similar_artists_are_written_named_counted_and_equal_the_spark_paths(spark, run: JobResult, sample) -> None:  # type: ignore[no-untyped-def]
+    """This run fits on the driver, so its lists come from the driver path: the files hold them with
+    both names, metrics.json counts them, and the Spark path computes the same lists from the saved
+    model (the same float32 factors)."""
+    out, conf = Path(run.output), job_config(sample, Path(run.output))
+    assert run.metrics.spark["model"] == "numpy"
+    df = spark.read.parquet(str(out / c.SIMILAR_ARTISTS_DIR))
+    assert df.columns == [*c.SIMILAR_ARTIST_COLUMNS, c.ARTIST_NAME, c.SIMILAR_ARTIST_NAME]
+    rows = df.orderBy(c.ARTIST_ID, c.RANK).collect()
+    counts = json.loads((out / c.METRICS_FILE).read_text())["counts"]
+    assert counts["similar_artists"] == len(rows) > 0
+    assert counts["similar_lists"] == len({r.artist_id for r in rows})
+    assert {len([r for r in rows if r.artist_id == a]) for a in {r.artist_id for r in rows}} == {conf.model.similar_n}
+    names = {r[c.ARTIST_ID]: r[c.ARTIST_NAME] for r in read_artist_names(spark, conf.input.artists or "").collect()}
+    assert all(r.artist_name == names[r.artist_id] and r.similar_artist_name == names[r.similar_artist_id]
+               for r in rows)
+    fitted = model.load(spark, str(out / c.MODEL_DIR))
+    few = {r[c.ARTIST_ID] for r in fitted.items.filter(F.col(model.N_RATINGS) < conf.model.min_artist_ratings)
+           .collect()}
+    assert few, "the sample must hold artists below --min-artist-ratings for this test to mean anything"
+    assert not few & ({r.artist_id for r in rows} | {r.similar_artist_id for r in rows})
+    again = similar.similar_artists(spark, fitted, None, conf.model.similar_n, conf.model.min_artist_ratings)
+    assert again is not None
+    assert [tuple(r) for r in again.collect()] == [tuple(r)[:4] for r in rows]
+    csv_rows = read_csv_dir(out / c.SIMILAR_ARTISTS_CSV_DIR, c.SIMILAR_ARTISTS_CSV_FILE)
+    assert list(csv_rows[0]) == [*c.SIMILAR_ARTIST_COLUMNS, c.ARTIST_NAME, c.SIMILAR_ARTIST_NAME]
+    assert [(int(r[c.ARTIST_ID]), int(r[c.RANK]), int(r[c.SIMILAR_ARTIST_ID]), float(r[c.SIMILARITY]))
+            for r in csv_rows] == [tuple(r)[:4] for r in rows]
+    assert f"Similar artists: {counts['similar_lists']:,} artists got a list" in (out / c.REPORT_FILE).read_text()
 
 
 def test_same_seed_gives_the_same_recommendations(spark, sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

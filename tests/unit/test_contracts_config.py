@@ -81,6 +81,7 @@ def test_help_lists_every_option_with_its_default(capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize("args, message", [
     (["--top-n", "0"], "--top-n must be at least 1"),
     (["--feedback", "stars"], "--feedback must be explicit or implicit, got 'stars'"),
+    (["--similar-n", "501"], r"--similar-n must lie in 1..500 \(one DynamoDB item holds a list\), got 501"),
     (["--folds", "1"], "--folds must be 0"),
     (["--feedback", "implicit", "--metric", "rmse"], "use --metric ndcg"),
     (["--max-quarantine-share", "1.5"], "--max-quarantine-share must lie in 0..1"),

@@ -97,3 +97,26 @@ def test_a_run_fitted_on_the_driver_is_refused(tmp_path: Path, capsys: pytest.Ca
     sys.argv = ["estimate_r1.py", str(path)]
     assert est.main() == 2
     assert "fitted and evaluated on the driver" in capsys.readouterr().err
+
+
+def test_similar_artists_are_priced_at_the_top_n_rate_and_stay_a_small_share(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """About artists^2 x rank multiply-adds (98,211^2 x 50 = 4.8e11 at full R1), at the core-seconds per
+    multiply-add the measured top-N took (a top-N cell: rank + 1 of them)."""
+    bound, eval_users = est.TuningOptions.sample_ratings, est.TuningOptions.eval_users  # main's defaults
+    measured = est.measured_work(METRICS, 10, bound)
+    target = est.work_like(METRICS, est.R1["ratings"], est.R1["users"], est.R1["items"], 10, bound, eval_users)
+    assert target.similar_madds == est.R1["items"] ** 2 * 20
+    per_madd = TIMINGS["recommend"] * 2 / (20_000 * 5_000 * 21)  # 4 s on 2 cores, 20,000 x 5,000 cells, rank 20
+    similar_s = est.similar_core_seconds(METRICS, measured, target)
+    assert similar_s == pytest.approx(target.similar_madds * per_madd)
+    executors = sum(est.core_seconds(METRICS, measured, target).values())
+    assert 0 < similar_s < 0.05 * executors, "a small share of a run"
+    path = tmp_path / "metrics.json"
+    path.write_text(METRICS.to_json())
+    sys.argv = ["estimate_r1.py", str(path), "--workers", "10"]
+    assert est.main() == 0
+    printed = capsys.readouterr().out
+    assert f"similar artists: {target.similar_madds:.3g} multiply-adds" in printed
+    total = executors + similar_s  # the executors' total includes it
+    assert f"; total {total / 3600:.2f}" in printed and f"similar {similar_s / 3600:.2f}" in printed

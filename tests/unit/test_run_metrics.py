@@ -35,6 +35,15 @@ def test_metrics_json_from_before_tuning_reuse_reads_as_a_run_that_tuned() -> No
     assert typed.tuning.mode == "full" and not typed.tuning.reused and typed.tuning.reused_from is None
 
 
+def test_metrics_json_from_before_similar_artists_reads_as_a_run_without_them() -> None:
+    doc = metrics_json()
+    counts = {k: v for k, v in doc["counts"].items() if k not in ("similar_artists", "similar_lists")}  # type: ignore[attr-defined]
+    typed = RunMetrics.from_dict({**doc, "counts": counts})
+    assert (typed.counts.similar_artists, typed.counts.similar_lists) == (0, 0)
+    assert typed.counts.recommendations == 1690
+    assert RunMetrics.from_dict(doc).counts.similar_artists == 9000
+
+
 def test_a_reused_tuning_round_trips_with_the_run_it_came_from() -> None:
     doc = metrics_json(tuning={"mode": "reused", "reused_from": "20261129T160000Z-3f2a", "reason": "ratings +5.0%",
                                "tuned_ratings": 18900})

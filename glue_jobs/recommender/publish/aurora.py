@@ -36,6 +36,39 @@ def recommendations_table(name: str, md: sa.MetaData = metadata) -> sa.Table:
     )
 
 
+def similar_artists_table(name: str, md: sa.MetaData = metadata) -> sa.Table:
+    return sa.Table(
+        name, md,
+        sa.Column(c.ARTIST_ID, sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column(c.RANK, sa.SmallInteger, primary_key=True, autoincrement=False),
+        sa.Column(c.SIMILAR_ARTIST_ID, sa.Integer, nullable=False),
+        sa.Column(c.SIMILARITY, sa.Float, nullable=False),  # cosine of the two artists' factors
+        sa.Column(c.SQL_RUN_ID, sa.String(32), nullable=False),
+        extend_existing=True,
+    )
+
+
+@dataclass(frozen=True)
+class SwappedTable:
+    """A table published by the staging swap: loaded as `staging`, renamed to `live`, the one it
+    replaced kept as `previous` (for swap_back)."""
+
+    live: str
+    staging: str
+    previous: str
+    define: Callable[[str, sa.MetaData], sa.Table]
+
+    def staging_table(self) -> sa.Table:
+        return self.define(self.staging, sa.MetaData())
+
+
+RECS = SwappedTable(c.SQL_RECOMMENDATIONS, c.SQL_RECOMMENDATIONS_STAGING, c.SQL_RECOMMENDATIONS_PREVIOUS,
+                    recommendations_table)
+SIMILAR = SwappedTable(c.SQL_SIMILAR_ARTISTS, c.SQL_SIMILAR_ARTISTS_STAGING, c.SQL_SIMILAR_ARTISTS_PREVIOUS,
+                       similar_artists_table)
+# Swapped together, in one RENAME: the live tables always hold the same run's lists.
+SWAPPED = (RECS, SIMILAR)
+
 RECOMMENDATIONS = recommendations_table(c.SQL_RECOMMENDATIONS)
 ARTISTS = sa.Table(
     c.SQL_ARTISTS, metadata,
@@ -91,8 +124,16 @@ def _v3(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {c.PREDICTED_RATING} {kind} NULL{after}"))
 
 
+def _v4(conn: Connection) -> None:
+    # similar_artists, with the staging and previous copies the swap and swap_back rename
+    # together with recommendations' (empty until the first run with similar artists is published).
+    # Each created only where absent: MySQL commits each CREATE, so an interrupted run resumes.
+    for name in (SIMILAR.live, SIMILAR.staging, SIMILAR.previous):
+        similar_artists_table(name, sa.MetaData()).create(conn, checkfirst=True)
+
+
 # One entry per c.SCHEMA_VERSION step (a test holds them equal): the stack reads the contract.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
 
 
 def migrate(engine: Engine) -> list[int]:
@@ -183,39 +224,41 @@ def run_fields(metrics: dict[str, Any]) -> dict[str, Any]:
             c.SQL_COUNTS: metrics.get("counts", {}), c.SQL_TIMINGS: metrics.get("timings_s", {})}
 
 
-def _swap(conn: Connection, dialect: str) -> None:
-    live, staging, previous = c.SQL_RECOMMENDATIONS, c.SQL_RECOMMENDATIONS_STAGING, c.SQL_RECOMMENDATIONS_PREVIOUS
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {previous}"))
+def _rename(conn: Connection, dialect: str, renames: list[tuple[str, str]]) -> None:
     if dialect == "mysql":
-        # One statement, atomic: readers see the old table or the new one, never neither.
-        conn.execute(sa.text(f"RENAME TABLE {live} TO {previous}, {staging} TO {live}"))
-    else:  # SQLite (demo): DDL is transactional, so the two renames commit together
-        conn.execute(sa.text(f"ALTER TABLE {live} RENAME TO {previous}"))
-        conn.execute(sa.text(f"ALTER TABLE {staging} RENAME TO {live}"))
+        # One statement, atomic across every table: readers see the old tables or the new ones,
+        # never neither, never one run's recommendations beside another's similar artists.
+        conn.execute(sa.text("RENAME TABLE " + ", ".join(f"{a} TO {b}" for a, b in renames)))
+    else:  # SQLite (demo): DDL is transactional, so the renames commit together
+        for a, b in renames:
+            conn.execute(sa.text(f"ALTER TABLE {a} RENAME TO {b}"))
+
+
+def _swap(conn: Connection, dialect: str) -> None:
+    for t in SWAPPED:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {t.previous}"))
+    _rename(conn, dialect, [pair for t in SWAPPED for pair in ((t.live, t.previous), (t.staging, t.live))])
 
 
 def swap_back(engine: Engine) -> None:
-    """The previous table serves again, in one RENAME (the taken-back run becomes the staging
-    table, which the next run's load clears)."""
-    live, staging, previous = c.SQL_RECOMMENDATIONS, c.SQL_RECOMMENDATIONS_STAGING, c.SQL_RECOMMENDATIONS_PREVIOUS
+    """The previous tables serve again, in one RENAME (the taken-back run becomes the staging
+    tables, which the next run's load clears)."""
     with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {staging}"))
-        if engine.dialect.name == "mysql":
-            conn.execute(sa.text(f"RENAME TABLE {live} TO {staging}, {previous} TO {live}"))
-        else:
-            conn.execute(sa.text(f"ALTER TABLE {live} RENAME TO {staging}"))
-            conn.execute(sa.text(f"ALTER TABLE {previous} RENAME TO {live}"))
+        for t in SWAPPED:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {t.staging}"))
+        _rename(conn, engine.dialect.name,
+                [pair for t in SWAPPED for pair in ((t.live, t.staging), (t.previous, t.live))])
 
 
 def staging_table() -> sa.Table:
-    return recommendations_table(c.SQL_RECOMMENDATIONS_STAGING, sa.MetaData())
+    return RECS.staging_table()
 
 
 def insert_staging(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]], *, batch_size: int = 5000,
-                   after_batch: Callable[[int], None] | None = None) -> int:
-    """Appends rows to the staging table in batches; safe to call from several processes at once
+                   after_batch: Callable[[int], None] | None = None, table: SwappedTable = RECS) -> int:
+    """Appends rows to a staging table in batches; safe to call from several processes at once
     (Spark partitions), since the swap only happens after the total is checked."""
-    staging = staging_table()
+    staging = table.staging_table()
     loaded = 0
     with engine.connect() as conn:
         for i, batch in enumerate(chunks(rows, batch_size)):
@@ -228,11 +271,12 @@ def insert_staging(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]], 
     return loaded
 
 
-def insert_partition(settings: AuroraSettings, run_id: str, rows: Iterable[dict[str, Any]]) -> None:
-    """One Spark partition's rows into the staging table, over the task's own connection."""
+def insert_partition(settings: AuroraSettings, run_id: str, rows: Iterable[dict[str, Any]],
+                     table: SwappedTable = RECS) -> None:
+    """One Spark partition's rows into a staging table, over the task's own connection."""
     engine = settings.engine()
     try:
-        insert_staging(engine, run_id, rows, batch_size=settings.batch_size)
+        insert_staging(engine, run_id, rows, batch_size=settings.batch_size, table=table)
     finally:
         engine.dispose()
 
@@ -241,36 +285,43 @@ Loader = Callable[[Engine], int]  # fills the staging table, returns the rows it
 
 
 def rows_loader(run_id: str, rows: Iterable[dict[str, Any]], batch_size: int = 5000,
-                after_batch: Callable[[int], None] | None = None) -> Loader:
+                after_batch: Callable[[int], None] | None = None, table: SwappedTable = RECS) -> Loader:
     """Loads rows from this process (rollback, demo, tests)."""
-    return lambda engine: insert_staging(engine, run_id, rows, batch_size=batch_size, after_batch=after_batch)
+    return lambda engine: insert_staging(engine, run_id, rows, batch_size=batch_size, after_batch=after_batch,
+                                         table=table)
 
 
-def _check_staging(conn: Connection, run_id: str, expected: int) -> None:
-    staging = staging_table()
+def _check_staging(conn: Connection, run_id: str, expected: int, table: SwappedTable = RECS) -> None:
+    staging = table.staging_table()
     count, ours = conn.execute(sa.select(
         sa.func.count(), sa.func.sum(sa.case((staging.c[c.SQL_RUN_ID] == run_id, 1), else_=0)))).one()
     if count != expected or (ours or 0) != expected:
-        raise PublishError(f"staging table holds {count} rows, expected {expected} of run {run_id}: not swapping")
+        raise PublishError(f"{table.staging} table holds {count} rows, expected {expected} of run {run_id}: "
+                           "not swapping")
 
 
-def load_staging(engine: Engine, run_id: str, expected: int, loader: Loader) -> int:
-    """A fresh staging table, filled by `loader`, its count checked; readers do not see it yet."""
-    staging = staging_table()
+def load_staging(engine: Engine, run_id: str, expected: int | None, loader: Loader,
+                 table: SwappedTable = RECS) -> int:
+    """A fresh staging table, filled by `loader`, its count checked against `expected` (None:
+    the count the loader reports); readers do not see it yet.
+    Loading recommendations also empties the similar-artists staging table: a run without
+    similar artists then swaps in an empty table, never an older run's lists."""
     with engine.begin() as conn:
-        staging.drop(conn, checkfirst=True)
-        staging.create(conn)
+        for fresh in (SWAPPED if table is RECS else (table,)):
+            fresh.staging_table().drop(conn, checkfirst=True)
+            fresh.staging_table().create(conn)
     loaded = loader(engine)
     with engine.begin() as conn:
-        _check_staging(conn, run_id, expected)
+        _check_staging(conn, run_id, loaded if expected is None else expected, table)
     return loaded
 
 
-def swap_in(engine: Engine, run_id: str, expected: int) -> None:
-    """The staged table replaces the live one, checked again first: a concurrent publisher may
-    have reloaded the staging table since it was staged."""
+def swap_in(engine: Engine, run_id: str, expected: int, similar_expected: int = 0) -> None:
+    """The staged tables replace the live ones, checked again first: a concurrent publisher may
+    have reloaded the staging tables since they were staged."""
     with engine.begin() as conn:
         _check_staging(conn, run_id, expected)
+        _check_staging(conn, run_id, similar_expected, SIMILAR)
         _swap(conn, engine.dialect.name)
 
 
@@ -295,17 +346,37 @@ def _failed(engine: Engine, run_id: str, exc: BaseException | str) -> None:
     record_run(engine, run_id, "failed", **{c.SQL_FINISHED_AT: _now(), c.SQL_ERROR: error[:4000]})
 
 
+@dataclass(frozen=True)
+class Staged:
+    rows: int  # recommendations
+    similar_rows: int  # similar artists; 0 when the run has none
+
+
+def _similar_loader(run_id: str, similar: Iterable[dict[str, Any]] | Loader,
+                    batch_size: int, expected: int | None = None) -> tuple[int | None, Loader]:
+    """The rows the similar-artists staging table must hold (a loader's: `expected`, the run's
+    own count, or when None as many as the loader reports) and its loader."""
+    if callable(similar):
+        return expected, similar
+    rows = list(similar)
+    return len(rows), rows_loader(run_id, iter(rows), batch_size, table=SIMILAR)
+
+
 def stage_run(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]] | Loader, expected: int, *,
               metrics: dict[str, Any] | None, artists: Iterable[dict[str, Any]] = (), batch_size: int = 5000,
-              after_batch: Callable[[int], None] | None = None) -> int:
+              after_batch: Callable[[int], None] | None = None,
+              similar: Iterable[dict[str, Any]] | Loader = (), similar_expected: int | None = None) -> Staged:
     """Migrates, records the run as loading (with its metrics.json figures, when given: a
-    rollback keeps the ones recorded), loads and checks the staging table, adds the artists'
-    names. On failure records the run as failed and raises PublishError."""
+    rollback keeps the ones recorded), loads and checks the staging tables (recommendations,
+    then similar artists: c.SIMILAR_ARTIST_COLUMNS rows), adds the artists' names. On failure
+    records the run as failed and raises PublishError."""
     migrate(engine)
     record_run(engine, run_id, "loading", **(run_fields(metrics) if metrics is not None else {}))
     try:
         loader = rows if callable(rows) else rows_loader(run_id, rows, batch_size, after_batch)
         loaded = load_staging(engine, run_id, expected, loader)
+        similar_loaded = load_staging(engine, run_id, *_similar_loader(run_id, similar, batch_size, similar_expected),
+                                      SIMILAR)
         upsert_artists(engine, artists, batch_size)
     except Exception as exc:
         _failed(engine, run_id, exc)
@@ -314,18 +385,19 @@ def stage_run(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]] | Load
         raise PublishError(f"Aurora load of run {run_id} failed ({exc.__class__.__name__}); "
                            "the previous recommendations table is still serving") from exc
     record_run(engine, run_id, "loading", **{c.SQL_ROWS_LOADED: loaded})
-    return loaded
+    return Staged(loaded, similar_loaded)
 
 
-def activate_run(engine: Engine, run_id: str, expected: int, *, rollback: bool = False) -> None:
-    """Swaps the staged run in; records it as published and the run it replaced as superseded.
-    Only a rollback may replace a newer run."""
+def activate_run(engine: Engine, run_id: str, expected: int, *, rollback: bool = False,
+                 similar_expected: int = 0) -> None:
+    """Swaps the staged run in (its recommendations and similar artists together); records it as
+    published and the run it replaced as superseded. Only a rollback may replace a newer run."""
     previous = live_run_id(engine)
     if previous and previous > run_id and not rollback:  # published since publish_run's check: never replace it
         _failed(engine, run_id, f"run {previous} was published meanwhile")
         raise PublishError(f"run {run_id} is older than the run {previous} Aurora serves: not replacing it")
     try:
-        swap_in(engine, run_id, expected)
+        swap_in(engine, run_id, expected, similar_expected)
     except Exception as exc:
         _failed(engine, run_id, exc)
         raise PublishError(f"Aurora swap of run {run_id} failed ({exc}); "
@@ -337,23 +409,26 @@ def activate_run(engine: Engine, run_id: str, expected: int, *, rollback: bool =
 
 def publish(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]] | Loader, expected: int, *,
             metrics: dict[str, Any] | None, artists: Iterable[dict[str, Any]] = (), batch_size: int = 5000,
-            after_batch: Callable[[int], None] | None = None, rollback: bool = False) -> int:
-    """Stages and activates in one go (rollback from a run's CSV, demo, tests)."""
-    loaded = stage_run(engine, run_id, rows, expected, metrics=metrics, artists=artists, batch_size=batch_size,
-                       after_batch=after_batch)
-    activate_run(engine, run_id, expected, rollback=rollback)
-    return loaded
+            after_batch: Callable[[int], None] | None = None, rollback: bool = False,
+            similar: Iterable[dict[str, Any]] = ()) -> int:
+    """Stages and activates in one go (rollback from a run's CSV, demo, tests); returns the
+    recommendations loaded."""
+    staged = stage_run(engine, run_id, rows, expected, metrics=metrics, artists=artists, batch_size=batch_size,
+                       after_batch=after_batch, similar=similar)
+    activate_run(engine, run_id, expected, rollback=rollback, similar_expected=staged.similar_rows)
+    return staged.rows
 
 
 class AuroraSink:
-    """Stages the run in the staging table (loaded by the Spark partitions); activating swaps it
-    in. Rolling back reloads a run from its CSV under the runs root."""
+    """Stages the run in the staging tables (loaded by the Spark partitions); activating swaps
+    them in. Rolling back reloads a run from its CSV files under the runs root."""
 
     name = "aurora"
 
     def __init__(self, settings: AuroraSettings, runs_root: str | None) -> None:
         self.settings, self.runs_root = settings, runs_root
         self.engine = settings.engine()
+        self.similar_staged: dict[str, int] = {}  # run id -> similar-artists rows staged, checked at the swap
 
     def check(self) -> None:
         check_connection(self.engine)
@@ -366,12 +441,22 @@ class AuroraSink:
             return spark.write_partitions(run.recommendations, partial(insert_partition, self.settings, run.run_id),
                                           f"Aurora load of run {run.run_id} failed", c.RECOMMENDATION_COLUMNS)
 
-        rows = stage_run(self.engine, run.run_id, load, run.metrics.counts.recommendations,
-                         metrics=run.metrics.as_dict(), artists=run.artists, batch_size=self.settings.batch_size)
-        return {"aurora_rows": rows}
+        def load_similar(_engine: Engine) -> int:
+            return spark.write_partitions(run.similar, partial(insert_partition, self.settings, run.run_id,
+                                                               table=SIMILAR),
+                                          f"Aurora load of run {run.run_id}'s similar artists failed",
+                                          c.SIMILAR_ARTIST_COLUMNS)
+
+        staged = stage_run(self.engine, run.run_id, load, run.metrics.counts.recommendations,
+                           metrics=run.metrics.as_dict(), artists=run.artists, batch_size=self.settings.batch_size,
+                           similar=() if run.similar is None else load_similar,
+                           similar_expected=run.metrics.counts.similar_artists)  # the job's count, not the loader's
+        self.similar_staged[run.run_id] = staged.similar_rows
+        return {"aurora_rows": staged.rows, "aurora_similar_rows": staged.similar_rows}
 
     def activate(self, run: RunToPublish) -> None:
-        activate_run(self.engine, run.run_id, run.metrics.counts.recommendations)
+        activate_run(self.engine, run.run_id, run.metrics.counts.recommendations,
+                     similar_expected=self.similar_staged.get(run.run_id, 0))
 
     def abandon(self, run: RunToPublish, reason: str) -> None:
         if live_run_id(self.engine) == run.run_id:  # re-published while serving: it still serves
@@ -392,8 +477,10 @@ class AuroraSink:
         if not self.runs_root:
             raise PublishError("rolling Aurora back needs --runs-root: the run's CSV is the source of truth")
         rows = list(files.read_recommendations_csv(self.runs_root, to))
+        similar = list(files.read_similar_artists_csv(self.runs_root, to))
         return {"aurora_rows": publish(self.engine, to, iter(rows), len(rows), metrics=None,
-                                       batch_size=self.settings.batch_size, rollback=True)}
+                                       batch_size=self.settings.batch_size, rollback=True, similar=similar),
+                "aurora_similar_rows": len(similar)}
 
     def close(self) -> None:
         self.engine.dispose()

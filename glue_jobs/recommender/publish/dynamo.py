@@ -1,5 +1,6 @@
-"""DynamoDB sink: one item per user per run, written in batches of 25 with retries (staging),
-then a conditional flip of the pointer item that names the active run (activating)."""
+"""DynamoDB sink: one item per user (and one per artist with similar artists) per run, written in
+batches of 25 with retries (staging), then a conditional flip of the pointer item that names the
+active run (activating)."""
 
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ def check_table(client: Any, table: str) -> None:
                            f"{c.DDB_PARTITION_KEY} (HASH, N) and {c.DDB_SORT_KEY} (RANGE, S)")
 
 
-def _number(value: float) -> dict[str, str]:
-    return {"N": str(Decimal(str(round(float(value), 4))))}
+def _number(value: float, digits: int = 4) -> dict[str, str]:
+    return {"N": str(Decimal(str(round(float(value), digits))))}
 
 
 def recommendation_list(recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -78,6 +79,20 @@ def recommendation_list(recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"L": out}
 
 
+def similar_list(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """An artist's list attribute: c.SIMILAR_ENTRY_COLUMNS per entry (the similar artist's id)
+    and, when the run has names, the similar artist's name."""
+    out = []
+    for e in sorted(entries, key=lambda e: e[c.RANK]):
+        entry: dict[str, Any] = {c.RANK: {"N": str(int(e[c.RANK]))}, c.ARTIST_ID: {"N": str(int(e[c.ARTIST_ID]))},
+                                 # as ranked: equal shown values stay in artist-id order
+                                 c.SIMILARITY: _number(e[c.SIMILARITY], c.SIMILARITY_DIGITS)}
+        if e.get(c.ARTIST_NAME):
+            entry[c.ARTIST_NAME] = {"S": str(e[c.ARTIST_NAME])}
+        out.append({"M": entry})
+    return {"L": out}
+
+
 def expiry(generated_at: datetime, ttl_days: int) -> int:
     return int((generated_at + timedelta(days=ttl_days)).timestamp())
 
@@ -91,6 +106,23 @@ def user_item(user_id: int, run_id: str, recs: Iterable[dict[str, Any]], generat
         c.DDB_GENERATED_AT: {"S": generated_at.isoformat()},
         c.DDB_TTL_ATTRIBUTE: {"N": str(expiry(generated_at, ttl_days))},
     }
+
+
+def artist_item(artist_id: int, run_id: str, entries: Iterable[dict[str, Any]], generated_at: datetime,
+                ttl_days: int, name: str | None = None) -> dict[str, Any]:
+    """An artist's similar artists for a run (and the artist's own name, when the run has names),
+    keyed like a user's item (c.ddb_artist_key): the same pointer flip publishes it and the same
+    TTL expires it."""
+    item = {
+        c.DDB_PARTITION_KEY: {"N": str(c.ddb_artist_key(int(artist_id)))},
+        c.DDB_SORT_KEY: {"S": run_id},
+        c.DDB_SIMILAR: similar_list(entries),
+        c.DDB_GENERATED_AT: {"S": generated_at.isoformat()},
+        c.DDB_TTL_ATTRIBUTE: {"N": str(expiry(generated_at, ttl_days))},
+    }
+    if name:
+        item[c.ARTIST_NAME] = {"S": str(name)}
+    return item
 
 
 def fallback_item(run_id: str, popular: Iterable[dict[str, Any]], generated_at: datetime,
@@ -196,17 +228,45 @@ def write_user_items(settings: DynamoSettings, run_id: str, generated_at: dateti
                   base_delay_s=settings.base_delay_s, writes_per_s=writes_per_s)
 
 
-def stage_items(settings: DynamoSettings, run_id: str, recommendations: Any, popular: list[dict[str, Any]],
-                generated_at: datetime) -> int:
-    """User items from Spark partitions, then the run's fallback item, written last so that its
-    presence marks the run's items as complete. Returns the number of user items."""
-    per_user = spark.per_user_lists(recommendations)
-    share = settings.max_writes_per_s / spark.partitions(per_user) if settings.max_writes_per_s else 0.0
-    n_users = spark.write_partitions(per_user, partial(write_user_items, settings, run_id, generated_at, share),
-                                     f"DynamoDB publish of run {run_id} failed")
+def write_artist_items(settings: DynamoSettings, run_id: str, generated_at: datetime, writes_per_s: float,
+                       rows: Iterable[dict[str, Any]]) -> None:
+    """One Spark partition's artists (rows of spark.per_artist_lists), over the task's own client."""
+    items = (artist_item(row[c.ARTIST_ID], run_id, row["similar"], generated_at, settings.ttl_days,
+                         row.get(c.ARTIST_NAME)) for row in rows)
+    write_batches(settings.client(), settings.table, items, max_attempts=settings.max_attempts,
+                  base_delay_s=settings.base_delay_s, writes_per_s=writes_per_s)
+
+
+@dataclass(frozen=True)
+class StagedItems:
+    users: int
+    artists: int  # similar-artists items; 0 when the run has none
+
+
+def _write_lists(settings: DynamoSettings, run_id: str, lists: Any, writer: Callable[..., None],
+                 generated_at: datetime) -> int:
+    """Items from each partition of `lists` (one row per key), the write rate shared among them."""
+    share = settings.max_writes_per_s / spark.partitions(lists) if settings.max_writes_per_s else 0.0
+    return spark.write_partitions(lists, partial(writer, settings, run_id, generated_at, share),
+                                  f"DynamoDB publish of run {run_id} failed")
+
+
+def stage_all_items(settings: DynamoSettings, run_id: str, recommendations: Any, popular: list[dict[str, Any]],
+                    generated_at: datetime, similar: Any = None) -> StagedItems:
+    """User items and artists' similar-artists items from Spark partitions, then the run's
+    fallback item, written last so that its presence marks the run's items as complete."""
+    users = _write_lists(settings, run_id, spark.per_user_lists(recommendations), write_user_items, generated_at)
+    artists = (0 if similar is None else
+               _write_lists(settings, run_id, spark.per_artist_lists(similar), write_artist_items, generated_at))
     write_batches(settings.client(), settings.table, [fallback_item(run_id, popular, generated_at, settings.ttl_days)],
                   max_attempts=settings.max_attempts, base_delay_s=settings.base_delay_s)
-    return n_users
+    return StagedItems(users, artists)
+
+
+def stage_items(settings: DynamoSettings, run_id: str, recommendations: Any, popular: list[dict[str, Any]],
+                generated_at: datetime) -> int:
+    """A run without similar artists (benchmarks): returns the number of user items."""
+    return stage_all_items(settings, run_id, recommendations, popular, generated_at).users
 
 
 class DynamoSink:
@@ -227,8 +287,9 @@ class DynamoSink:
         return self.before.run_id if self.before else None
 
     def stage(self, run: RunToPublish) -> dict[str, Any]:
-        n = stage_items(self.settings, run.run_id, run.recommendations, run.popular, datetime.now(UTC))
-        return {"dynamodb_items": n}
+        staged = stage_all_items(self.settings, run.run_id, run.recommendations, run.popular, datetime.now(UTC),
+                                 run.similar)
+        return {"dynamodb_items": staged.users, "dynamodb_similar_items": staged.artists}
 
     def activate(self, run: RunToPublish) -> None:
         flip_pointer(self.client, self.settings.table, run.run_id, run.top_n)

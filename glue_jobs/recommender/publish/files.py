@@ -70,6 +70,16 @@ def read_recommendations_csv(root: str, run_id: str) -> Iterator[dict[str, Any]]
                    c.PREDICTED_RATING: float(rating) if rating else None}
 
 
+def read_similar_artists_csv(root: str, run_id: str) -> Iterator[dict[str, Any]]:
+    """A published run's similar artists back from its CSV (c.SIMILAR_ARTIST_COLUMNS; names are
+    left out); nothing for a run that has none (no folder, or a run before they existed)."""
+    directory = storage.join(c.run_path(root, run_id), c.SIMILAR_ARTISTS_CSV_DIR)
+    for path in storage.list_files(directory, suffix=".csv"):
+        for row in csv.DictReader(storage.read_lines(path)):
+            yield {c.ARTIST_ID: int(row[c.ARTIST_ID]), c.RANK: int(row[c.RANK]),
+                   c.SIMILAR_ARTIST_ID: int(row[c.SIMILAR_ARTIST_ID]), c.SIMILARITY: float(row[c.SIMILARITY])}
+
+
 class FilesSink:
     """Nothing to stage (the job wrote the run's files); activating points latest.json at it."""
 

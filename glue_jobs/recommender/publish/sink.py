@@ -18,6 +18,9 @@ class RunToPublish:
     popular: list[dict[str, Any]]  # the popularity list: rank, artist_id, score, predicted_rating, n_ratings[, name]
     artists: list[dict[str, Any]]  # {artist_id, name}; empty when the run has no names
     metrics: RunMetrics
+    # Spark DataFrame sorted by artist_id, rank: c.SIMILAR_ARTIST_COLUMNS (+ c.ARTIST_NAME,
+    # c.SIMILAR_ARTIST_NAME with names); None when the run has none (e.g. the bias-only model)
+    similar: Any = None
 
 
 class Sink(Protocol):

@@ -30,6 +30,20 @@ def per_user_lists(recs: Any) -> Any:
     return recs.groupBy(c.USER_ID).agg(F.collect_list(F.struct(*cols)).alias("recs"))
 
 
+def per_artist_lists(similar: Any) -> Any:
+    """One row per artist: c.ARTIST_ID[, c.ARTIST_NAME, its own] and "similar", its list's
+    c.SIMILAR_ENTRY_COLUMNS[, artist_name], where an entry's artist_id and artist_name are the
+    similar artist's (as the API answers them)."""
+    from pyspark.sql import functions as F
+
+    fields = [F.col(c.RANK), F.col(c.SIMILAR_ARTIST_ID).alias(c.ARTIST_ID), F.col(c.SIMILARITY)]
+    named = c.SIMILAR_ARTIST_NAME in similar.columns
+    if named:
+        fields.append(F.col(c.SIMILAR_ARTIST_NAME).alias(c.ARTIST_NAME))
+    own_name = [F.first(c.ARTIST_NAME).alias(c.ARTIST_NAME)] if named and c.ARTIST_NAME in similar.columns else []
+    return similar.groupBy(c.ARTIST_ID).agg(F.collect_list(F.struct(*fields)).alias("similar"), *own_name)
+
+
 def partitions(df: Any) -> int:
     return max(1, df.rdd.getNumPartitions())
 
