@@ -97,6 +97,38 @@ def similar_artist_path(out: Path) -> list[str]:
     return [f"/artists/{first[c.ARTIST_ID]}/similar?k={min(5, listed)}"]
 
 
+def guard_demo(argv: list[str], endpoint: str, api_path: str) -> int:
+    """A half-copied upload (the first 30% of the ratings file): the input guard refuses it before
+    training; --allow-shrink, for a planned reset, runs it and the API serves it; then the history
+    of the demo's runs. A reset retunes: the published run's rank, reused on a third of the data,
+    loses to the bias baseline (the quality gate refuses it), so a small grid keeps this quick."""
+    from glue_jobs.recommender.main import main
+    from glue_jobs.recommender.publish.__main__ import main as publish_cli
+
+    ratings = DEMO / "data" / "ratings.tsv"
+    head = ratings.with_name("ratings-first-30pct.tsv")
+    lines = ratings.read_text(encoding="utf-8").splitlines(keepends=True)
+    head.write_text("".join(lines[: len(lines) * 3 // 10]), encoding="utf-8")
+    truncated = [str(head) if arg == str(ratings) else arg for arg in argv] + [
+        "--tuning", "full", "--ranks", "10", "--reg-params", "0.1,0.3"]
+    print(f"\n--- a truncated feed: the first 30% of {ratings.name} ---\npython -m glue_jobs.recommender "
+          + " ".join(truncated))
+    if main(truncated) == 0:
+        print("error: the input guard let a truncated feed through", file=sys.stderr)
+        return 1
+    print("refused before training, as it should be (message above); nothing was written or published")
+    print("\n--- the same, as a planned reset ---\npython -m glue_jobs.recommender ... --allow-shrink")
+    code = main([*truncated, "--allow-shrink"])
+    if code:
+        return code
+    call_api(endpoint, [api_path])
+    print("\npython -m glue_jobs.recommender.publish history --runs-root " + str(DEMO / "curated"))
+    code = publish_cli(["history", "--runs-root", str(DEMO / "curated")])
+    reset = Path(json.loads((DEMO / "curated" / c.LATEST_FILE).read_text())["path"])
+    print(f"\nreport of the reset run, its input beside the previous run's: {reset / c.REPORT_FILE}")
+    return code
+
+
 def main_demo() -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
@@ -136,6 +168,9 @@ def main_demo() -> int:
               f"tables in {aurora_url}")
         call_api(endpoint, [f"/users/{int(data.users[0])}/recommendations", "/users/999999999/recommendations?k=3",
                             "/users/abc/recommendations?k=50", *similar_artist_path(out)])
+        code = guard_demo(argv, endpoint, f"/users/{int(data.users[0])}/recommendations?k=3")
+        if code:
+            return code
         print(f"\nreport: {out / c.REPORT_FILE}")
     finally:
         server.stop()

@@ -66,6 +66,15 @@ _integers = _reader(lambda text: tuple(int(v) for v in text.split(",") if v.stri
 _numbers = _reader(lambda text: tuple(float(v) for v in text.split(",") if v.strip()), "comma-separated numbers")
 _feedback = _reader(Feedback, _one_of(*Feedback))
 _tuning_mode = _reader(TuningMode, _one_of(*TuningMode))
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def _boolean(text: str) -> bool:
+    """true/false as Glue job arguments spell them (any case; yes/no, 1/0 too)."""
+    word = text.strip().lower()
+    if word not in (*_TRUE, *_FALSE):
+        raise ValueError(f"must be true or false, got {text!r}")
+    return word in _TRUE
 
 
 def _text(text: str) -> str:
@@ -94,6 +103,12 @@ class Option:
     problem: str = ""  # the message when not valid; {flag} and {v} are filled in
     local_only: bool = False  # on AWS the cluster sizes itself: refused as a job argument
     required: bool = False
+
+    @property
+    def switch(self) -> bool:
+        """A boolean: `--flag` alone means true on a command line; Glue job arguments, which always
+        carry a value, say `--flag true` (or false)."""
+        return self.parse is _boolean
 
     def read(self, text: str) -> Any:
         """The value of an option's text; a ValueError names the option."""
@@ -195,6 +210,17 @@ OPTIONS: tuple[Option, ...] = (
            "never worse on validation)"),
     Option("min-ndcg-gain", "gates", "min_ndcg_gain", _number, 0.0,
            "quality gate (implicit): required relative NDCG gain over popularity"),
+    Option("max-shrink", "gates", "max_shrink", _number, 0.5,
+           "input guard: fail the run if its learnable ratings are fewer than (1 - this) times the "
+           "published run's (under --runs-root)",
+           valid=lambda v: 0 <= v <= 1, problem="{flag} must lie in 0..1, got {v}"),
+    Option("max-histogram-shift", "gates", "max_histogram_shift", _number, 0.2,
+           "input guard: fail the run if its rating histogram is further than this from the published "
+           "run's (total variation distance, 0..1)",
+           valid=lambda v: 0 <= v <= 1, problem="{flag} must lie in 0..1, got {v}"),
+    Option("allow-shrink", "gates", "allow_shrink", _boolean, False,
+           "run even when the input guard refuses the input (a planned reset); on the command line "
+           "alone, as a Glue job argument `--allow-shrink true`"),
     Option("master", "spark", "master", _text, "local[2]", "Spark master, local runs only", local_only=True),
     Option("driver-memory", "spark", "driver_memory", _text, "4g", "local runs only", local_only=True),
     Option("shuffle-partitions", "spark", "shuffle_partitions", _integer, 0,
@@ -301,6 +327,9 @@ class GateOptions(_Checked):
     max_quarantine_share: float = _DEFAULTS["max_quarantine_share"]
     min_rmse_gain: float = _DEFAULTS["min_rmse_gain"]
     min_ndcg_gain: float = _DEFAULTS["min_ndcg_gain"]
+    max_shrink: float = _DEFAULTS["max_shrink"]
+    max_histogram_shift: float = _DEFAULTS["max_histogram_shift"]
+    allow_shrink: bool = _DEFAULTS["allow_shrink"]
 
 
 @dataclass(frozen=True)
@@ -417,8 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     groups = {name: parser.add_argument_group(name, text) for name, text in _GROUP_HELP.items()}
     for o in OPTIONS:
         groups[o.group].add_argument(f"--{o.flag}", dest=o.field, metavar=o.flag.upper().replace("-", "_"),
-                                     required=o.required, help=_help(o))
+                                     required=o.required, help=_help(o), **_switch(o, "true"))
     return parser
+
+
+def _switch(option: Option, given_alone: Any) -> dict[str, Any]:
+    """argparse settings that let a boolean option stand alone (`--allow-shrink`) or take a value."""
+    return {"nargs": "?", "const": given_alone} if option.switch else {}
 
 
 def parse_args(argv: Sequence[str]) -> JobConfig:
@@ -453,7 +487,8 @@ def add_options(parser: argparse.ArgumentParser, names: Iterable[str], *, requir
                 raise argparse.ArgumentTypeError(str(exc)) from None
 
         parser.add_argument(f"--{name}", dest=option.field, metavar=name.upper().replace("-", "_"), type=typed,
-                            default=option.default, required=name in must, help=_help(option))
+                            default=option.default, required=name in must, help=_help(option),
+                            **_switch(option, "true"))
 
 
 def sink_options(ns: argparse.Namespace) -> SinkOptions:
@@ -479,7 +514,8 @@ def job_arguments(values: Mapping[str, object]) -> dict[str, str]:
     for key, value in values.items():
         name = key.removeprefix("--")
         option = _BY_FLAG.get(name) or _BY_FIELD.get(name)
-        text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        text = (",".join(map(str, value)) if isinstance(value, list | tuple)
+                else str(value).lower() if isinstance(value, bool) else str(value))
         if option is None:
             problems.append(f"unknown job argument {key!r}{_closest(name)}")
         elif option.local_only:

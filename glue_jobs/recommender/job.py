@@ -1,6 +1,6 @@
 """The recommender job from input to outputs, as the pipeline it is.
 
-read + validate (quarantine gate) -> split -> tune (or reuse the published run's tuning) -> refit
+read + validate (quarantine gate, input guard) -> split -> tune (or reuse the published run's tuning) -> refit
 -> evaluate (quality gate)
 -> recommend -> similar artists -> write the run, `_SUCCESS` last -> publish to the sinks.
 Each stage lives in `stages` (files in `outputs`, sinks in `publish`); nothing is written under
@@ -19,7 +19,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender import outputs, publish, reuse, stages, tuning
+from glue_jobs.recommender import guard, outputs, publish, reuse, stages, tuning
 from glue_jobs.recommender.config import JobConfig
 from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.metrics import BestParams, Counts, Gate, RunMetrics, TestMetrics
@@ -56,11 +56,13 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
     sinks = publish.PublishSettings.from_options(config.sinks)
     with timer("preflight"):
         preflight(sinks)
-        previous = reuse.published_run(config.sinks.runs_root, config.tuning, config.model.feedback)
+        published = reuse.read_published(config.sinks.runs_root, config.model.feedback)  # whatever --tuning
+        previous = reuse.published_run(config.sinks.runs_root, config.tuning, config.model.feedback, published)
     model_opts, tune_opts, feedback = config.model, config.tuning, config.model.feedback
     with ExitStack() as held:
         with timer("read_validate"):
             inputs = held.enter_context(stages.read_inputs(spark, config.input, config.gates))
+            compared = guard.check_input(inputs.profile, published, config.gates)  # before the split
         with timer("split"):
             splits = held.enter_context(stages.split(inputs, tune_opts, model_opts.seed, feedback))
         with timer("tune"):
@@ -78,6 +80,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         with timer("similar"):
             similar = held.enter_context(stages.similar_artists(spark, fitted, inputs, model_opts))
         metrics = summarise(spark, run_id, config, inputs, splits, tuned, tested, gate, recs, similar)
+        metrics = metrics.with_(input_guard=compared)
         out = config.output_for(run_id)
         with timer("write"):
             outputs.write_data(out, recs, inputs.quarantine, fitted.model, similar)
@@ -134,7 +137,7 @@ def summarise(spark: SparkSession, run_id: str, config: JobConfig, inputs: stage
         popularity_weight_curve=[{k: round(v, 6) for k, v in point.items()} for point in result.weight_curve],
         selection_metric=config.tuning.metric, test=tested,
         quality_gate=gate, catalog_coverage=recs.catalog_coverage, counts=counts,
-        dms_changes=inputs.dms_changes)
+        dms_changes=inputs.dms_changes, input_profile=inputs.profile)
 
 
 def spark_settings(spark: SparkSession) -> dict[str, Any]:

@@ -121,6 +121,79 @@ class Gate:
                    d["must_be_below" if below else "must_be_above"], below)
 
 
+# The rating histogram's buckets, for every run alike (so two runs' histograms compare): ten of
+# width 10 over 0..100, the last holding 100 too. 255 (never play again) is not a rating.
+RATING_BUCKET_WIDTH = 10
+RATING_BUCKETS = tuple(f"{lo}-{lo + RATING_BUCKET_WIDTH - 1 if lo < 90 else 100}" for lo in range(0, 100, 10))
+
+
+def rating_bucket(rating: int) -> int:
+    """The index in RATING_BUCKETS of a rating in 0..100."""
+    return min(rating // RATING_BUCKET_WIDTH, len(RATING_BUCKETS) - 1)
+
+
+@dataclass(frozen=True)
+class InputProfile:
+    """What a run's validated input looked like: the figures the input guard compares between runs."""
+
+    ratings: int  # learnable ratings
+    users: int
+    artists: int
+    histogram: tuple[int, ...]  # learnable ratings per RATING_BUCKETS
+    never_play_again_share: float  # of the valid rows
+    quarantine_share: float  # of the input rows
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        """The histogram as shares of the ratings (all 0 when there are none)."""
+        total = sum(self.histogram)
+        return tuple(n / total if total else 0.0 for n in self.histogram)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "histogram": dict(zip(RATING_BUCKETS, self.histogram, strict=True))}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InputProfile:
+        hist = d["histogram"]
+        return cls(d["ratings"], d["users"], d["artists"], tuple(int(hist.get(b, 0)) for b in RATING_BUCKETS),
+                   d["never_play_again_share"], d["quarantine_share"])
+
+
+def total_variation_distance(p: tuple[float, ...], q: tuple[float, ...]) -> float:
+    """Half the sum of absolute differences of two distributions: 0 when equal, 1 when disjoint."""
+    return 0.5 * sum(abs(a - b) for a, b in zip(p, q, strict=True))
+
+
+@dataclass(frozen=True)
+class InputComparison:
+    """The input guard's verdict: this run's input against the published run's (metrics.json's "input_guard")."""
+
+    verdict: str  # "passed" | "refused" (run anyway only when overridden) | "not compared"
+    reason: str  # what was compared, or why nothing was
+    previous_run_id: str | None = None
+    previous_ratings: int | None = None
+    ratings: int | None = None
+    drop: float | None = None  # share of the previous run's learnable ratings lost (negative: growth)
+    max_shrink: float | None = None
+    histogram_tvd: float | None = None  # None: the previous run recorded no histogram
+    max_histogram_shift: float | None = None
+    overridden: bool = False  # refused, but --allow-shrink ran it anyway
+    previous_profile: InputProfile | None = None  # for the report: this run beside the previous one
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "previous_profile"}
+        out["previous_profile"] = self.previous_profile.as_dict() if self.previous_profile else None
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InputComparison:
+        plain: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls)
+                                 if f.name not in ("previous_profile", "overridden")}
+        profile = d.get("previous_profile")
+        return cls(**plain, overridden=bool(d.get("overridden")),
+                   previous_profile=InputProfile.from_dict(profile) if profile else None)
+
+
 @dataclass(frozen=True)
 class RunMetrics:
     run_id: str
@@ -142,6 +215,9 @@ class RunMetrics:
     dms_changes: dict[str, int] | None = None  # DMS input only: changes by operation
     published: dict[str, Any] | None = None  # what each sink took, once publishing is done
     tuning: TuningOrigin = field(default_factory=TuningOrigin)
+    # None in metrics.json from before the input guard (and in tests that build no input).
+    input_profile: InputProfile | None = None
+    input_guard: InputComparison | None = None
 
     # The figures people quote most, without the nesting.
     @property
@@ -162,7 +238,7 @@ class RunMetrics:
     def as_dict(self) -> dict[str, Any]:
         """The metrics.json layout: flat test metrics, baselines keyed popularity_<metric>."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                               if f.name not in ("test", "dms_changes", "published")}
+                               if f.name not in ("test", "dms_changes", "published", "input_profile", "input_guard")}
         out.update(best_params=asdict(self.best_params), counts=asdict(self.counts), tuning=asdict(self.tuning),
                    quality_gate=self.quality_gate.as_dict(), rmse=self.test.rmse, mae=self.test.mae,
                    baselines=self.test.baselines.as_dict(), evaluated_users=self.test.evaluated_users,
@@ -170,6 +246,9 @@ class RunMetrics:
         for optional in ("dms_changes", "published"):
             if getattr(self, optional) is not None:
                 out[optional] = getattr(self, optional)
+        for typed in ("input_profile", "input_guard"):
+            if (value := getattr(self, typed)) is not None:
+                out[typed] = value.as_dict()
         return out
 
     def to_json(self) -> str:
@@ -180,10 +259,13 @@ class RunMetrics:
         test = TestMetrics(d.get("rmse"), d.get("mae"), Ranking(**{n: d.get(n) for n in RANKING_METRICS}),
                            Baselines.from_dict(d["baselines"]), d["evaluated_users"])
         plain: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls)
-                 if f.name not in ("test", "best_params", "counts", "quality_gate", "tuning")}
+                 if f.name not in ("test", "best_params", "counts", "quality_gate", "tuning", "input_profile",
+                                   "input_guard")}
         return cls(**{**plain, "timings_s": d.get("timings_s") or {}},
                    test=test, best_params=BestParams(**d["best_params"]), counts=Counts(**d["counts"]),
-                   quality_gate=Gate.from_dict(d["quality_gate"]), tuning=TuningOrigin.from_dict(d.get("tuning")))
+                   quality_gate=Gate.from_dict(d["quality_gate"]), tuning=TuningOrigin.from_dict(d.get("tuning")),
+                   input_profile=InputProfile.from_dict(d["input_profile"]) if d.get("input_profile") else None,
+                   input_guard=InputComparison.from_dict(d["input_guard"]) if d.get("input_guard") else None)
 
     @classmethod
     def from_json(cls, text: str) -> RunMetrics:

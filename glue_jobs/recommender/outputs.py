@@ -11,8 +11,8 @@ from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import model, report, storage
-from glue_jobs.recommender.metrics import RunMetrics
-from glue_jobs.recommender.stages import Recommendations, SimilarArtists
+from glue_jobs.recommender.metrics import RATING_BUCKETS, RunMetrics
+from glue_jobs.recommender.stages import Recommendations, SimilarArtists, rating_bucket_column
 
 
 def write_data(out: str, recs: Recommendations, quarantine: DataFrame, fitted: model.RecommenderModel,
@@ -40,8 +40,10 @@ def finish(out: str, metrics: RunMetrics, learn: DataFrame, recs: DataFrame,
     """metrics.json, the report, then `_SUCCESS`: from here on the run's files are complete."""
     write_metrics(out, metrics)
     title, hist = score_histogram(recs, scale)
+    profile = metrics.input_profile  # counted when the input was read: no pass over the ratings again
+    ratings = list(zip(RATING_BUCKETS, profile.histogram, strict=True)) if profile else rating_histogram(learn)
     storage.write_text(storage.join(out, c.REPORT_FILE),
-                       report.render(metrics, rating_histogram(learn), hist, score_title=title), "text/html")
+                       report.render(metrics, ratings, hist, score_title=title), "text/html")
     storage.write_text(storage.join(out, c.SUCCESS_MARKER), metrics.run_id)
 
 
@@ -63,9 +65,9 @@ def write_single_csv(df: DataFrame, out: str, directory: str, file_name: str) ->
 
 
 def rating_histogram(learn: DataFrame) -> list[tuple[str, int]]:
-    bins = F.floor(F.col(c.RATING) / 10) * 10
-    rows = learn.groupBy(F.least(bins, F.lit(90)).alias("b")).count().orderBy("b").collect()
-    return [(f"{int(r.b)}-{int(r.b) + 9 if r.b < 90 else 100}", int(r["count"])) for r in rows]
+    """Ratings per RATING_BUCKETS, the buckets of the input profile."""
+    counts = {int(r.b): int(r["count"]) for r in learn.groupBy(rating_bucket_column().alias("b")).count().collect()}
+    return [(label, counts.get(i, 0)) for i, label in enumerate(RATING_BUCKETS)]
 
 
 def score_histogram(recs: DataFrame, scale: tuple[float, float]) -> tuple[str, list[tuple[str, int]]]:

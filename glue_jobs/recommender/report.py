@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from glue_jobs.recommender.metrics import RunMetrics
+from glue_jobs.contracts import NEVER_PLAY_AGAIN, REPORT_FILE
+from glue_jobs.recommender.metrics import RATING_BUCKETS, RunMetrics
 
 WIDTH, HEIGHT, PAD = 560, 220, 40
 COLOURS = ("#2f6db5", "#e07b39", "#3a9c5b", "#b54a6d", "#7b5cb8")
@@ -137,6 +138,54 @@ def similar_line(metrics: RunMetrics) -> str:
     return "Similar artists: none this run (no two artists with enough ratings, --min-artist-ratings)."
 
 
+def _share(v: float | None) -> str:
+    return "&ndash;" if v is None else f"{v:.1%}"
+
+
+def _count(v: int | None) -> str:
+    return "&ndash;" if v is None else f"{v:,}"
+
+
+def input_section(metrics: RunMetrics) -> str:
+    """This run's input profile beside the published run's it was compared with (the input guard),
+    the previous run's report linked (runs sit side by side under a runs root)."""
+    now, found = metrics.input_profile, metrics.input_guard
+    if now is None:
+        return ""
+    before = found.previous_profile if found else None
+    prev_id = found.previous_run_id if found else None
+    head = "previous run"
+    if prev_id:
+        link = f"../{html.escape(prev_id)}/{REPORT_FILE}"
+        head = f'previous run <a href="{link}">{html.escape(prev_id)}</a>'
+    rows = [("learnable ratings", _count(now.ratings), _count(found.previous_ratings if found else None)),
+            ("users", _count(now.users), _count(before.users if before else None)),
+            ("artists", _count(now.artists), _count(before.artists if before else None)),
+            (f"share of {NEVER_PLAY_AGAIN} (never play again)", _share(now.never_play_again_share),
+             _share(before.never_play_again_share if before else None)),
+            ("quarantined share of input rows", _share(now.quarantine_share),
+             _share(before.quarantine_share if before else None))]
+    rows += [(f"ratings {label}", _share(share), _share(before.shares[i] if before else None))
+             for i, (label, share) in enumerate(zip(RATING_BUCKETS, now.shares, strict=True))]
+    body = "".join(f"<tr><td>{html.escape(n)}</td><td>{a}</td><td>{b}</td></tr>" for n, a, b in rows)
+    return (f"<h3>Input, beside the previous run</h3><p>{html.escape(guard_line(metrics))}</p>"
+            f"<table><tr><th>input</th><th>this run</th><th>{head}</th></tr>{body}</table>")
+
+
+def guard_line(metrics: RunMetrics) -> str:
+    """The input guard's verdict in a sentence."""
+    found = metrics.input_guard
+    if found is None:
+        return "Input guard: not run (a run from before the guard)."
+    if found.verdict == "not compared":
+        return f"Input guard: {found.reason}."
+    tvd = "n/a" if found.histogram_tvd is None else f"{found.histogram_tvd:.3f}"
+    verdict = "refused, overridden with --allow-shrink" if found.overridden else found.verdict
+    return (f"Input guard: {verdict} ({found.reason}): learnable ratings {-(found.drop or 0.0):+.1%} "
+            f"(refused below {-(found.max_shrink or 0.0):.0%}), histogram total variation distance {tvd} "
+            f"(refused above {found.max_histogram_shift:g}).")
+
+
 def render(metrics: RunMetrics, rating_hist: list[tuple[str, int]],
            score_hist: list[tuple[str, int]], score_title: str = "Recommendation scores") -> str:
     metric = metrics.selection_metric
@@ -174,7 +223,7 @@ Catalog coverage of the top-{metrics.top_n}: {metrics.catalog_coverage:.1%}.
 <div>{bar_chart(score_title, score_hist)}</div>
 <div>{bar_chart('Stage timings (s)', list(metrics.timings_s.items()), ' s')}</div>
 </div>
-<div class="grid"><div><h3>Counts</h3><table>{c_rows}</table></div>
+<div class="grid"><div>{input_section(metrics)}</div><div><h3>Counts</h3><table>{c_rows}</table></div>
 <div><h3>Quarantined rows by reason</h3><table>{q_rows}</table></div></div>
 </body></html>
 """

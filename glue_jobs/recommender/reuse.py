@@ -43,14 +43,17 @@ class Decision:
     params: BestParams | None  # the parameters to reuse; None: tune
 
 
-def published_run(runs_root: str | None, options: TuningOptions, feedback: Feedback) -> Previous:
-    """The run published under `runs_root` (latest.json), when this run may reuse its tuning.
+def published_run(runs_root: str | None, options: TuningOptions, feedback: Feedback,
+                  published: Previous | None = None) -> Previous:
+    """The run published under `runs_root` (latest.json), when this run may reuse its tuning;
+    `published`: that run as read_published already read it (the job reads it once, for the
+    input guard too).
 
     JobFailed when `--tuning reuse` finds nothing to reuse: it is the one mode that cannot fall back.
     """
     if options.tuning_mode is TuningMode.FULL:
         return Previous(None, "--tuning full")
-    previous = _read_published(runs_root, feedback)
+    previous = published or read_published(runs_root, feedback)
     if previous.metrics is None and options.tuning_mode is TuningMode.REUSE:
         raise JobFailed(f"--tuning reuse has no tuning to reuse: {previous.missing}. Publish a run under "
                         "--runs-root first (or give the --runs-root it was published under), or run with "
@@ -58,7 +61,8 @@ def published_run(runs_root: str | None, options: TuningOptions, feedback: Feedb
     return previous
 
 
-def _read_published(runs_root: str | None, feedback: Feedback) -> Previous:
+def read_published(runs_root: str | None, feedback: Feedback) -> Previous:
+    """The run latest.json names under `runs_root`, or why there is none (of this feedback) to read."""
     if not runs_root:
         return Previous(None, "no --runs-root, so no published run (--output writes a single run)")
     try:

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Self
 
 import numpy as np
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
@@ -22,7 +22,16 @@ from glue_jobs.recommender import evaluate, local_model, model, recommend, reuse
 from glue_jobs.recommender.config import Feedback, GateOptions, InputOptions, ModelOptions, TuningOptions
 from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.ingest import Ingested, ingest, read_artist_names, read_pairs
-from glue_jobs.recommender.metrics import Baselines, Gate, Ranking, TestMetrics, TuningOrigin
+from glue_jobs.recommender.metrics import (
+    RATING_BUCKET_WIDTH,
+    RATING_BUCKETS,
+    Baselines,
+    Gate,
+    InputProfile,
+    Ranking,
+    TestMetrics,
+    TuningOrigin,
+)
 from glue_jobs.recommender.model import Prepared, RecommenderModel
 
 log = logging.getLogger("recommender")
@@ -60,6 +69,7 @@ class Inputs(Held):
     dms_changes: dict[str, int] | None
     artists: DataFrame | None  # artist_id, artist_name (--artists)
     pairs: DataFrame | None  # user_id, artist_id to score (--score-pairs)
+    profile: InputProfile  # what the input guard compares with the published run
 
     def held(self) -> tuple[DataFrame | None, ...]:
         return (self.learn, self.blocked, self.quarantine, self.artists)
@@ -87,7 +97,7 @@ def read_inputs(spark: SparkSession, options: InputOptions, gates: GateOptions) 
 
 def _validated(spark: SparkSession, options: InputOptions, gates: GateOptions, ingested: Ingested,
                quarantine: DataFrame, counts: dict[str, int], blocked: DataFrame, learn: DataFrame) -> Inputs:
-    n_learn = learn.count()
+    n_learn, n_users, n_artists, histogram = learnable_figures(learn)  # fills learn's cache, as a count did
     n_kept = n_learn + blocked.count()
     ingested.release()
     changes = ingested.dms_changes
@@ -101,8 +111,26 @@ def _validated(spark: SparkSession, options: InputOptions, gates: GateOptions, i
     log.info("read %s input rows (%s): %s ratings to learn from, %s never-play-again, %s quarantined",
              f"{total:,}", ingested.input_format, f"{n_learn:,}", f"{n_kept - n_learn:,}",
              f"{sum(counts.values()):,}")
+    profile = InputProfile(n_learn, n_users, n_artists, histogram, round((n_kept - n_learn) / n_kept, 6),
+                           round(sum(counts.values()) / total, 6))
     return Inputs(learn, blocked, quarantine, counts, n_learn, n_kept - n_learn, total,
-                  ingested.input_format, changes, artists, pairs)
+                  ingested.input_format, changes, artists, pairs, profile)
+
+
+def rating_bucket_column() -> Column:
+    """metrics.rating_bucket as a Spark column: the rating's index in RATING_BUCKETS."""
+    return F.least(F.floor(F.col(c.RATING) / RATING_BUCKET_WIDTH), F.lit(len(RATING_BUCKETS) - 1))
+
+
+def learnable_figures(learn: DataFrame) -> tuple[int, int, int, tuple[int, ...]]:
+    """Ratings, users, artists and the rating histogram (RATING_BUCKETS) of the learnable ratings, in
+    one aggregation: one Spark job, where the stage used to count alone. The input profile's shares
+    of 255 and of the quarantine come from counts the stage has anyway."""
+    bucket = rating_bucket_column()
+    row = learn.agg(F.count(F.lit(1)), F.countDistinct(c.USER_ID), F.countDistinct(c.ARTIST_ID),
+                    *(F.count(F.when(bucket == i, 1)) for i in range(len(RATING_BUCKETS)))).first()
+    assert row is not None  # an aggregation without grouping always yields one row
+    return int(row[0]), int(row[1]), int(row[2]), tuple(int(n) for n in row[3:])
 
 
 def check_quarantine(counts: dict[str, int], total: int, inputs: tuple[str, ...], max_share: float) -> None:

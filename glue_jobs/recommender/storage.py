@@ -95,6 +95,22 @@ def list_files(directory: str, suffix: str = "", client: Any = None, recursive: 
     return sorted(str(p) for p in Path(directory).glob(pattern) if p.is_file())
 
 
+def list_dirs(directory: str, client: Any = None) -> list[str]:
+    """The names of the folders directly in a directory (on S3, the common prefixes one level
+    down: nothing below them is listed), sorted; [] when it does not exist."""
+    if is_s3(directory):
+        import boto3
+
+        bucket, prefix = _split_s3(directory.rstrip("/") + "/")
+        s3 = client or boto3.client("s3")
+        names: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            names += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        return sorted(names)
+    root = Path(directory)
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
 def read_lines(path: str, client: Any = None) -> Iterator[str]:
     """A text file's lines, streamed (a big CSV never sits in memory whole)."""
     if is_s3(path):
