@@ -146,8 +146,11 @@ OPTIONS: tuple[Option, ...] = (
            problem=f"{{flag}} must be {_one_of(*Feedback)}, got {{v!r}}"),
     Option("max-iter", "model", "max_iter", _integer, 10, "ALS iterations", **_AT_LEAST_1),
     Option("alpha", "model", "alpha", _number, 10.0, "implicit ALS confidence scale"),
-    Option("bias-reg", "model", "bias_reg", _number, 10.0,
-           "shrinkage of user and artist biases, in pseudo-ratings"),
+    Option("bias-reg", "model", "bias_reg", _numbers, (10.0, 30.0, 100.0),
+           "shrinkage of user and artist biases, in pseudo-ratings; with several values (explicit "
+           "feedback), the grid runs at the first, then the best rank and regParam at each other, and "
+           "the bias baseline takes the value that suits biases alone",
+           valid=lambda v: bool(v) and min(v) >= 0, problem="{flag} must be non-negative, got {v}"),
     Option("seed", "model", "seed", _integer, 42, "seed of the splits, the folds and ALS"),
     Option("top-n", "model", "top_n", _integer, 5, "recommendations per user", **_AT_LEAST_1),
     Option("popular-n", "model", "popular_n", _integer, 100, "length of the popularity list"),
@@ -287,7 +290,7 @@ class ModelOptions(_Checked):
     feedback: Feedback = _DEFAULTS["feedback"]
     max_iter: int = _DEFAULTS["max_iter"]
     alpha: float = _DEFAULTS["alpha"]
-    bias_reg: float = _DEFAULTS["bias_reg"]
+    bias_reg: tuple[float, ...] = _DEFAULTS["bias_reg"]  # tuned in this order (tuning.tune)
     seed: int = _DEFAULTS["seed"]
     top_n: int = _DEFAULTS["top_n"]
     popular_n: int = _DEFAULTS["popular_n"]

@@ -71,7 +71,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
             fitted = held.enter_context(stages.fit(spark, splits, tuned.result, model_opts))
         with timer("evaluate"):
             tested = stages.evaluate_on_test(spark, fitted, splits, inputs.blocked, feedback, tune_opts,
-                                             model_opts.seed)
+                                             model_opts.seed, tuned.result.baseline_bias_reg)
         gate = stages.quality_gate(tested, feedback, config.gates, stages.Choice(
             tuned.result.best.rank, tune_opts.metric, tuned.origin.reused_from))
         with timer("recommend"):
@@ -128,13 +128,15 @@ def summarise(spark: SparkSession, run_id: str, config: JobConfig, inputs: stage
                     quarantined=sum(inputs.quarantine_counts.values()), recommendations=recs.count,
                     similar_artists=similar.count, similar_lists=similar.artists)
     result = tuned.result
-    best = BestParams(result.best.rank, result.best.reg_param, round(result.popularity_weight, 6))
+    best = BestParams(result.best.rank, result.best.reg_param, round(result.popularity_weight, 6),
+                      result.bias_reg if config.model.feedback.has_ratings else None)
     return RunMetrics(
         run_id=run_id, feedback=config.model.feedback.value, k=config.tuning.k, top_n=config.model.top_n,
         spark={**spark_settings(spark), "model": "numpy" if splits.local is not None else "spark"},
         input_format=inputs.input_format, quarantine=inputs.quarantine_counts,
         best_params=best, grid=[cand.as_dict() for cand in result.grid], tuning=tuned.origin,
         popularity_weight_curve=[{k: round(v, 6) for k, v in point.items()} for point in result.weight_curve],
+        bias_reg_curve=result.bias_reg_curve,
         selection_metric=config.tuning.metric, test=tested,
         quality_gate=gate, catalog_coverage=recs.catalog_coverage, counts=counts,
         dms_changes=inputs.dms_changes, input_profile=inputs.profile)

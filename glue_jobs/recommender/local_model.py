@@ -192,14 +192,17 @@ class Errors:
     mae: float
 
 
-def rating_errors(model: LocalModel) -> dict[str, Errors]:
+def rating_errors(model: LocalModel, baseline_bias_reg: float | None = None) -> dict[str, Errors]:
     """The model's, the bias-only model's and the global mean's errors on every test rating,
-    predicted and clipped as `evaluate.prediction_errors` does."""
+    predicted and clipped as `evaluate.prediction_errors` does. The bias-only model's biases are
+    refitted with `baseline_bias_reg` when given (the baseline's own shrinkage)."""
     test = model.data.part(TEST)
     zero = local_als.Factors(np.zeros_like(model.factors.users), np.zeros_like(model.factors.items))
     scale = model.params.rating_min, model.params.rating_max
+    biases = (model.prepared if baseline_bias_reg is None
+              else local_als.prepare(model.data.part(TRAIN, VALID), baseline_bias_reg))
     predictions = {"": local_als.predict(model.prepared, model.factors, test.users, test.items, scale),
-                   "bias_": local_als.predict(model.prepared, zero, test.users, test.items, scale),
+                   "bias_": local_als.predict(biases, zero, test.users, test.items, scale),
                    "global_mean_": np.full(test.values.size, model.prepared.global_mean)}
     out = {}
     for name, predicted in predictions.items():

@@ -32,6 +32,7 @@ class Baselines:
     bias_rmse: float | None = None
     bias_mae: float | None = None
     popularity: Ranking = field(default_factory=Ranking)
+    bias_reg: float | None = None  # the bias baseline's shrinkage: the --bias-reg value best for biases alone
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "popularity"}
@@ -40,7 +41,8 @@ class Baselines:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Baselines:
-        return cls(**{k: d.get(k) for k in ("global_mean_rmse", "global_mean_mae", "bias_rmse", "bias_mae")},
+        return cls(**{k: d.get(k) for k in ("global_mean_rmse", "global_mean_mae", "bias_rmse", "bias_mae",
+                                             "bias_reg")},
                    popularity=Ranking(**{name: d.get(f"popularity_{name}") for name in RANKING_METRICS}))
 
 
@@ -60,6 +62,7 @@ class BestParams:
     rank: int
     reg_param: float
     popularity_weight: float
+    bias_reg: float | None = None  # the biases' shrinkage; None in runs from before it was tuned (10)
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,7 @@ class RunMetrics:
     dms_changes: dict[str, int] | None = None  # DMS input only: changes by operation
     published: dict[str, Any] | None = None  # what each sink took, once publishing is done
     tuning: TuningOrigin = field(default_factory=TuningOrigin)
+    bias_reg_curve: list[dict[str, float]] = field(default_factory=list)  # --bias-reg value -> validation figures
     # None in metrics.json from before the input guard (and in tests that build no input).
     input_profile: InputProfile | None = None
     input_guard: InputComparison | None = None
@@ -261,7 +265,7 @@ class RunMetrics:
         plain: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls)
                  if f.name not in ("test", "best_params", "counts", "quality_gate", "tuning", "input_profile",
                                    "input_guard")}
-        return cls(**{**plain, "timings_s": d.get("timings_s") or {}},
+        return cls(**{**plain, "timings_s": d.get("timings_s") or {}, "bias_reg_curve": d.get("bias_reg_curve") or []},
                    test=test, best_params=BestParams(**d["best_params"]), counts=Counts(**d["counts"]),
                    quality_gate=Gate.from_dict(d["quality_gate"]), tuning=TuningOrigin.from_dict(d.get("tuning")),
                    input_profile=InputProfile.from_dict(d["input_profile"]) if d.get("input_profile") else None,

@@ -125,7 +125,19 @@ def model_choice(metrics: RunMetrics) -> str:
     won = next(g for g in als if (g["rank"], g["reg_param"]) == (best.rank, best.reg_param))
     gain = (bias[0] - won[metric]) / (bias[0] or 1) if lower_better else (won[metric] - bias[0]) / (bias[0] or 1)
     return (f"ALS rank {best.rank}, regParam {best.reg_param:g} won on validation {metric} ({won[metric]:.4g}), "
-            f"{gain:.1%} better than the bias-only model ({bias[0]:.4g}).")
+            f"{gain:.1%} better than the bias-only model ({bias[0]:.4g}).{shrinkage_line(metrics)}")
+
+
+def shrinkage_line(metrics: RunMetrics) -> str:
+    """" Biases shrunk by 100 ..." when several --bias-reg values were tried, else ""."""
+    curve, metric = metrics.bias_reg_curve, metrics.selection_metric
+    chosen = next((p for p in curve if p["bias_reg"] == metrics.best_params.bias_reg), None)
+    if chosen is None or metric not in chosen:
+        return ""
+    first = curve[0]
+    return (f" Biases shrunk by {chosen['bias_reg']:g} (--bias-reg; {metric} {chosen[metric]:.4g} against "
+            f"{first[metric]:.4g} at {first['bias_reg']:g}); the bias baseline's by "
+            f"{metrics.baselines.bias_reg if metrics.baselines.bias_reg is not None else chosen['bias_reg']:g}.")
 
 
 def similar_line(metrics: RunMetrics) -> str:

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import storage
-from glue_jobs.recommender.config import BIAS_ONLY, Feedback, TuningMode, TuningOptions
+from glue_jobs.recommender.config import BIAS_ONLY, Feedback, ModelOptions, TuningMode, TuningOptions
 from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.metrics import BestParams, RunMetrics, TuningOrigin
 
 log = logging.getLogger("recommender")
 SECONDS_PER_DAY = 86_400.0
+LEGACY_BIAS_REG = 10.0  # the biases' fixed shrinkage before --bias-reg was tuned: runs then record none
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def read_published(runs_root: str | None, feedback: Feedback) -> Previous:
 
 
 def decide(previous: Previous, ratings: int, options: TuningOptions, now: datetime | None = None,
-           feedback: Feedback = Feedback.EXPLICIT) -> Decision:
+           feedback: Feedback = Feedback.EXPLICIT, bias_regs: tuple[float, ...] = ModelOptions().bias_reg) -> Decision:
     """Tune, or reuse the published run's best parameters: `--tuning reuse` always reuses, `auto`
     while the learnable ratings changed by less than --retune-change since the run that tuned them
     (not just since the published run: a chain of small changes adds up) and that run is younger
@@ -93,7 +94,7 @@ def decide(previous: Previous, ratings: int, options: TuningOptions, now: dateti
     if options.tuning_mode is TuningMode.FULL or previous.metrics is None:
         return _tune(previous.missing, ratings)
     published = previous.metrics
-    unfit = _outside_this_grid(published, options, feedback)
+    unfit = _outside_this_grid(published, options, feedback, bias_regs)
     if unfit and options.tuning_mode is TuningMode.REUSE:
         raise JobFailed(f"--tuning reuse cannot reuse {previous.tuned_by}'s tuning: {unfit}. Run with "
                         "--tuning full (or the settings it was tuned with). Nothing was trained or published.")
@@ -120,11 +121,13 @@ def decide(previous: Previous, ratings: int, options: TuningOptions, now: dateti
     return Decision(TuningOrigin("reused", previous.tuned_by, reason, base), best)
 
 
-def _outside_this_grid(published: RunMetrics, options: TuningOptions, feedback: Feedback) -> str:
+def _outside_this_grid(published: RunMetrics, options: TuningOptions, feedback: Feedback,
+                       bias_regs: tuple[float, ...]) -> str:
     """Why this run's settings could not have chosen the published parameters ("" when they could)."""
     best = published.best_params
     weights = {round(w, 6) for w in options.popularity_weights_on(feedback)}
     bias_only = feedback.has_ratings and (best.rank, best.reg_param) == BIAS_ONLY  # in every explicit grid
+    bias_reg = LEGACY_BIAS_REG if best.bias_reg is None else best.bias_reg
     return "; ".join(problem for problem, wrong in (
         (f"chosen by {published.selection_metric}, this run selects by {options.metric}",
          published.selection_metric != options.metric),
@@ -134,6 +137,7 @@ def _outside_this_grid(published: RunMetrics, options: TuningOptions, feedback: 
          not bias_only and best.reg_param not in options.reg_params),
         (f"popularity weight {best.popularity_weight:g} is not in --popularity-weights",
          round(best.popularity_weight, 6) not in weights),
+        (f"bias reg {bias_reg:g} is not in --bias-reg", feedback.has_ratings and bias_reg not in bias_regs),
     ) if wrong)
 
 

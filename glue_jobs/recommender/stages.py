@@ -249,13 +249,16 @@ def tune(spark: SparkSession, splits: Splits, inputs: Inputs, previous: reuse.Pr
     """Tunes on the validation split, or takes the parameters of the published run (`--tuning`).
     A reused run measured no grid and no weight curve: both stay empty in its metrics, and the
     run that tuned (`origin.reused_from`) holds them."""
-    decision = reuse.decide(previous, inputs.ratings, tune_opts, feedback=options.feedback)
+    decision = reuse.decide(previous, inputs.ratings, tune_opts, feedback=options.feedback, bias_regs=options.bias_reg)
     if decision.params is None:
         return Tuned(tuning.tune(spark, splits.train, splits.valid, inputs.blocked, options, tune_opts,
                                  splits.local), decision.origin)
     best = decision.params
     chosen = tuning.Candidate(best.rank, best.reg_param, tune_opts.metric, math.nan)  # not measured here
-    return Tuned(tuning.TuningResult(chosen, [], best.popularity_weight, []), decision.origin)
+    bias_reg = reuse.LEGACY_BIAS_REG if best.bias_reg is None else best.bias_reg
+    baseline = previous.metrics.baselines.bias_reg if previous.metrics is not None else None
+    return Tuned(tuning.TuningResult(chosen, [], best.popularity_weight, [], bias_reg,
+                                     bias_reg if baseline is None else baseline), decision.origin)
 
 
 # --- refit the tuned parameters on train + validation -------------------------------------------
@@ -265,6 +268,7 @@ class Fitted(Held):
     prepared: Prepared | None  # the Spark path's training data
     catalog: recommend.Catalog  # collected and broadcast once: evaluation and top-N share it
     local: local_model.LocalModel | None = None  # the same model as arrays, when fitted on the driver
+    baseline_bias_reg: float | None = None  # the bias baseline's shrinkage, when not the model's
 
     def held(self) -> tuple[DataFrame | None, ...]:
         return (self.model.users, self.model.items, self.prepared.data if self.prepared else None)
@@ -272,13 +276,14 @@ class Fitted(Held):
 
 def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options: ModelOptions) -> Fitted:
     best = tuned.best
+    baseline = tuned.baseline_bias_reg if tuned.baseline_bias_reg != tuned.bias_reg else None
     if splits.local is not None:
         local = local_model.fit(splits.local, rank=best.rank, reg_param=best.reg_param, max_iter=options.max_iter,
-                                bias_reg=options.bias_reg, seed=options.seed,
+                                bias_reg=tuned.bias_reg, seed=options.seed,
                                 popularity_weight=tuned.popularity_weight, feedback=options.feedback)
         catalog = recommend.catalog_of(local.params, *local_model.catalog_arrays(local))
-        return Fitted(local_model.as_spark(spark, local), None, catalog, local)
-    prepared = model.prepare(splits.fit_data, options.feedback, options.bias_reg)
+        return Fitted(local_model.as_spark(spark, local), None, catalog, local, baseline)
+    prepared = model.prepare(splits.fit_data, options.feedback, tuned.bias_reg)
     fitted = model.fit(prepared, feedback=options.feedback, rank=best.rank, reg_param=best.reg_param,
                        max_iter=options.max_iter, alpha=options.alpha, seed=options.seed,
                        blocks=tuning.als_blocks(spark))
@@ -286,7 +291,7 @@ def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options
     log.info("fitting rank=%d reg=%g on train + validation (%d iterations)", best.rank, best.reg_param,
              options.max_iter)
     fitted.users.count()
-    return Fitted(fitted, prepared, recommend.model_catalog(fitted))
+    return Fitted(fitted, prepared, recommend.model_catalog(fitted), baseline_bias_reg=baseline)
 
 
 # --- evaluate on the test split, then the quality gate ------------------------------------------
@@ -299,14 +304,18 @@ def _ranking(metrics: dict[str, float]) -> Ranking:
 
 
 def evaluate_on_test(spark: SparkSession, fitted: Fitted, splits: Splits, blocked: DataFrame,
-                     feedback: Feedback, options: TuningOptions, seed: int) -> TestMetrics:
+                     feedback: Feedback, options: TuningOptions, seed: int, bias_reg: float | None = None
+                     ) -> TestMetrics:
+    """The model, the bias baseline (biases shrunk by `bias_reg`, the value recorded with it) and
+    popularity on the test split."""
     if fitted.local is not None:
-        errors, ranking, popular, users = _local_test_metrics(fitted.local, options, seed)
+        errors, ranking, popular, users = _local_test_metrics(fitted.local, options, seed, fitted.baseline_bias_reg)
     else:
         errors, ranking, popular, users = _spark_test_metrics(spark, fitted, splits, blocked, feedback, options,
                                                               seed)
     baselines = Baselines(errors.get("global_mean_rmse"), errors.get("global_mean_mae"),
-                          errors.get("bias_rmse"), errors.get("bias_mae"), _ranking(popular))
+                          errors.get("bias_rmse"), errors.get("bias_mae"), _ranking(popular),
+                          bias_reg if feedback.has_ratings else None)
     tested = TestMetrics(errors.get("rmse"), errors.get("mae"), _ranking(ranking), baselines, users)
     log.info("test: rmse=%s (bias %s), ndcg@%d=%s (popularity %s) over %s users", tested.rmse,
              baselines.bias_rmse, options.k, tested.ranking.ndcg_at_k, baselines.popularity.ndcg_at_k,
@@ -321,7 +330,7 @@ def _spark_test_metrics(spark: SparkSession, fitted: Fitted, splits: Splits, blo
                         feedback: Feedback, options: TuningOptions, seed: int) -> _TestFigures:
     """Rating errors, the model's and popularity's ranking metrics, and the evaluated users."""
     k, threshold = options.k, options.relevance_threshold
-    errors = _rating_errors(fitted, splits.test) if feedback.has_ratings else {}
+    errors = _rating_errors(fitted, splits) if feedback.has_ratings else {}
     relevant = evaluate.relevant_items(splits.test, feedback, threshold)
     relevant = some_users(relevant, options.eval_users, seed).cache()
     test_users = relevant.select(c.USER_ID).distinct()
@@ -338,10 +347,11 @@ def _spark_test_metrics(spark: SparkSession, fitted: Fitted, splits: Splits, blo
     return errors, ranking, popular, test_users.count()
 
 
-def _local_test_metrics(fitted: local_model.LocalModel, options: TuningOptions, seed: int) -> _TestFigures:
+def _local_test_metrics(fitted: local_model.LocalModel, options: TuningOptions, seed: int,
+                        baseline_bias_reg: float | None = None) -> _TestFigures:
     """_spark_test_metrics on the driver's arrays (evaluated users drawn by NumPy, not by hash)."""
     errors: dict[str, float | None] = {}
-    for name, figures in local_model.rating_errors(fitted).items():
+    for name, figures in local_model.rating_errors(fitted, baseline_bias_reg).items():
         errors[f"{name}rmse"], errors[f"{name}mae"] = _finite(figures.rmse), _finite(figures.mae)
     return (errors, *local_model.ranking(fitted, options.k, options.relevance_threshold, options.eval_users,
                                          seed))
@@ -360,11 +370,17 @@ def some_users(rows: DataFrame, bound: int, seed: int) -> DataFrame:
     return rows.filter(keep)
 
 
-def _rating_errors(fitted: Fitted, test: DataFrame) -> dict[str, float | None]:
-    """RMSE and MAE of the model, the bias-only model and the global mean on rated test pairs."""
-    m = fitted.model
+def _rating_errors(fitted: Fitted, splits: Splits) -> dict[str, float | None]:
+    """RMSE and MAE of the model, the bias-only model (its biases refitted when the baseline's
+    shrinkage is not the model's) and the global mean on rated test pairs."""
+    m, test = fitted.model, splits.test
+    users, items = m.users, m.items
+    if fitted.baseline_bias_reg is not None:
+        biases = model.fit_biases(splits.fit_data, fitted.baseline_bias_reg)
+        users = users.drop(model.BIAS).join(biases.users, c.USER_ID, "left").fillna(0.0, [model.BIAS])
+        items = items.drop(model.BIAS).join(biases.items, c.ARTIST_ID, "left").fillna(0.0, [model.BIAS])
     bias_only = model.RecommenderModel(
-        m.params, m.users.withColumn(model.FEATURES, F.lit(None).cast("array<float>")), m.items)
+        m.params, users.withColumn(model.FEATURES, F.lit(None).cast("array<float>")), items)
     out: dict[str, float | None] = {}
     for name, errors in (("", evaluate.prediction_errors(m, test)),
                          ("global_mean_", evaluate.rating_errors(test, F.lit(m.params.global_mean))),

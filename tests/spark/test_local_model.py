@@ -132,3 +132,20 @@ def test_above_the_driver_bound_the_job_fits_on_spark_to_the_same_quality(spark,
         assert m.counts.recommendations == m.counts.users * m.top_n
     assert driver.test.baselines.bias_rmse == pytest.approx(on_spark.test.baselines.bias_rmse, rel=1e-6)
     assert c.METRICS_FILE in {p.name for p in (tmp_path / "spark").iterdir()}
+
+
+def test_the_bias_baseline_refitted_with_its_own_shrinkage_is_the_same_on_both_paths(  # type: ignore[no-untyped-def]
+        spark, fitted) -> None:
+    """--bias-reg: the baseline's biases are refitted with the shrinkage best for biases alone when
+    the model took another; the Spark path and the driver must refit the same biases."""
+    import dataclasses
+
+    splits, fit, options = fitted["splits"], fitted["fit"], fitted["options"]
+    other = dataclasses.replace(fit, baseline_bias_reg=100.0)
+    on_spark = stages._rating_errors(other, splits)
+    on_driver = stages._local_test_metrics(fit.local, options, SEED, 100.0)[0]
+    own = stages._local_test_metrics(fit.local, options, SEED)[0]
+    for name in ("bias_rmse", "bias_mae"):
+        assert on_driver[name] == pytest.approx(on_spark[name], rel=1e-5), name
+        assert on_driver[name] != pytest.approx(own[name], rel=1e-3), "another shrinkage, other biases"
+    assert on_driver["rmse"] == own["rmse"], "the model itself is untouched"

@@ -131,7 +131,7 @@ def test_tune_logs_each_candidate_and_records_its_seconds(spark, small, caplog) 
     options = TuningOptions(ranks=(4, 8), reg_params=(0.05, 0.2), popularity_weights=(0.0, 0.2))
     with caplog.at_level(logging.INFO, logger="recommender"):
         result = tuning.tune(spark, small["train"], small["test"], small["blocked"],
-                             ModelOptions(max_iter=5), options)
+                             ModelOptions(max_iter=5, bias_reg=(10.0,)), options)
     lines = [m for m in caplog.messages if m.startswith("candidate ")]
     assert len(lines) == 5
     assert all(re.fullmatch(r"candidate \d/5 rank=\d reg=0(\.\d+)? rmse=[\d.]+ in [\d.]+ s", m) for m in lines)

@@ -12,7 +12,7 @@ from tests.sample_metrics import metrics_json
 # The top-level keys of metrics.json that people, the report, QuickSight's SQL and the tools
 # read by name (README "Outputs"): renaming one breaks them.
 DOCUMENTED_KEYS = {
-    "baselines", "best_params", "catalog_coverage", "counts", "evaluated_users", "feedback", "grid",
+    "baselines", "best_params", "bias_reg_curve", "catalog_coverage", "counts", "evaluated_users", "feedback", "grid",
     "input_format", "k", "mae", "map_at_k", "ndcg_at_k", "popularity_weight_curve", "precision_at_k",
     "quality_gate", "quarantine", "recall_at_k", "rmse", "run_id", "selection_metric", "spark",
     "timings_s", "top_n", "tuning",
@@ -70,3 +70,24 @@ def test_implicit_runs_have_no_rating_errors_and_gate_from_above() -> None:
         "passed": True, "metric": "ndcg_at_k", "value": 0.2, "baseline": "popularity_ndcg_at_k",
         "must_be_above": 0.1}
     assert json.loads(typed.to_json())["baselines"]["popularity_ndcg_at_k"] == 0.1
+
+
+def test_the_tuned_bias_shrinkage_round_trips_and_the_report_names_it() -> None:
+    from glue_jobs.recommender import report
+
+    doc = metrics_json(
+        best_params={"rank": 10, "reg_param": 0.1, "popularity_weight": 30.0, "bias_reg": 100.0},
+        grid=[{"rank": 0, "reg_param": 0.0, "rmse": 19.5}, {"rank": 10, "reg_param": 0.1, "rmse": 15.8}],
+        bias_reg_curve=[{"bias_reg": 10.0, "rmse": 15.8, "bias_only_rmse": 19.5},
+                        {"bias_reg": 100.0, "rmse": 15.0, "bias_only_rmse": 21.2}])
+    doc["baselines"] = {**doc["baselines"], "bias_reg": 10.0}  # type: ignore[dict-item]
+    metrics = RunMetrics.from_dict(json.loads(json.dumps(doc)))
+    assert metrics.best_params.bias_reg == 100.0 and metrics.baselines.bias_reg == 10.0
+    assert RunMetrics.from_json(metrics.to_json()) == metrics
+    line = report.model_choice(metrics)
+    assert "Biases shrunk by 100 (--bias-reg; rmse 15 against 15.8 at 10); the bias baseline's by 10." in line
+    # A run from before: nothing recorded, nothing said, and it reads as shrinkage 10 nowhere.
+    before = metrics_json(grid=doc["grid"], best_params={"rank": 10, "reg_param": 0.1, "popularity_weight": 30.0})
+    del before["bias_reg_curve"]
+    old = RunMetrics.from_dict(before)
+    assert old.best_params.bias_reg is None and old.bias_reg_curve == [] and "Biases" not in report.model_choice(old)

@@ -43,7 +43,7 @@ def test_a_small_recent_change_reuses_the_published_params(tmp_path: Path, caplo
     publish(tmp_path)
     with caplog.at_level(logging.INFO, logger="recommender"):
         decision = decide(published_run(str(tmp_path), AUTO, Feedback.EXPLICIT), int(RATINGS * 1.048), AUTO, NOW)
-    assert decision.params == BestParams(rank=10, reg_param=0.1, popularity_weight=30.0)
+    assert decision.params == BestParams(rank=10, reg_param=0.1, popularity_weight=30.0, bias_reg=30.0)
     assert (decision.origin.mode, decision.origin.reused_from) == ("reused", TUNED)
     assert f"reusing rank=10 reg=0.1 weight=30 from {TUNED} (ratings +4.8% since {TUNED} tuned them 2.0 days ago)" \
         in caplog.text
@@ -101,6 +101,19 @@ def test_parameters_this_runs_grid_could_not_choose_are_not_reused(tmp_path: Pat
     assert not choose(tmp_path, TuningOptions(k=5))[0]
     with pytest.raises(JobFailed, match="--tuning reuse cannot reuse .*rank 10 is not in --ranks"):
         choose(tmp_path, TuningOptions(tuning_mode=TuningMode.REUSE, ranks=(20,)))
+
+
+def test_a_bias_reg_outside_this_runs_values_is_not_reused(tmp_path: Path) -> None:
+    publish(tmp_path, best_params={"rank": 10, "reg_param": 0.1, "popularity_weight": 30.0, "bias_reg": 30.0})
+    options = published_run(str(tmp_path), AUTO, Feedback.EXPLICIT)
+    assert decide(options, RATINGS, AUTO, NOW, bias_regs=(10.0, 30.0)).params == BestParams(10, 0.1, 30.0, 30.0)
+    refused = decide(options, RATINGS, AUTO, NOW, bias_regs=(10.0, 100.0))
+    assert refused.params is None and "bias reg 30 is not in --bias-reg" in refused.origin.reason
+    # A run from before the shrinkage was tuned recorded none: it was 10.
+    publish(tmp_path, best_params={"rank": 10, "reg_param": 0.1, "popularity_weight": 30.0})
+    legacy = published_run(str(tmp_path), AUTO, Feedback.EXPLICIT)
+    assert decide(legacy, RATINGS, AUTO, NOW, bias_regs=(10.0,)).params is not None
+    assert decide(legacy, RATINGS, AUTO, NOW, bias_regs=(30.0,)).params is None
 
 
 def test_full_always_tunes_without_reading_the_published_run(tmp_path: Path) -> None:
