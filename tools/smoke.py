@@ -268,6 +268,22 @@ def success_marker(s3: Any, bucket: str, run_id: str) -> str | None:
         return None
 
 
+def first_listed_artist(s3: Any, bucket: str, run_id: str) -> int | None:
+    """The first artist of the run's similar-artists CSV (its header and first row, read with a byte
+    range: the file holds every artist's list), or None when the run has none (rank 0 won)."""
+    key = f"{c.RUNS_PREFIX}/{run_id}/{c.SIMILAR_ARTISTS_CSV_DIR}/{c.SIMILAR_ARTISTS_CSV_FILE}"
+    try:
+        head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-4095")["Body"].read().decode("utf-8", "replace")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+    lines = head.splitlines()
+    if len(lines) < 2:
+        return None
+    return int(lines[1].split(",")[lines[0].split(",").index(c.ARTIST_ID)])
+
+
 def model_run_status(rds_data: Any, deployment: Deployment, run_id: str, *, attempts: int = 4,
                      sleep: Callable[[float], None] = time.sleep) -> str | None:
     """model_runs.status through the Data API (no VPC access needed). A cluster scaled to zero
@@ -462,6 +478,7 @@ class Smoke:
             return "GET /health -> 200", None
 
         self.step("API /health", health)
+        _similar_step(self, dep, api, run_id)
         user_id = o.user_id or (uploaded.user_id if uploaded else None)
         if user_id is None or run_id is None:
             self.skip("API recommendations", "no smoke user" if user_id is None else "no new run to expect")
@@ -480,6 +497,33 @@ class Smoke:
             return f"user {uid}: {len(body[c.DDB_RECOMMENDATIONS])} recommendations from {rid}", None
 
         self.step("API recommendations", recommendations)
+
+
+def _similar_step(smoke: Smoke, dep: Deployment, api: str, run_id: str | None) -> None:
+    """GET /artists/{id}/similar for the first artist the new run listed: the route, its
+    authorisation and the artist items behind the run's pointer, in the deployed account."""
+    cl, o = smoke.clients, smoke.options
+    name = "API similar artists"
+    if run_id is None:
+        smoke.skip(name, f"no new run named by {c.LATEST_FILE}")
+        return
+    artist = first_listed_artist(cl.s3, dep.curated_bucket, run_id)
+    if artist is None:
+        smoke.skip(name, f"run {run_id} has no similar artists (the bias-only model won)")
+        return
+
+    def similar() -> tuple[str, None]:
+        status, body = call_api(f"{api}/artists/{artist}/similar", region=o.region, credentials=cl.credentials,
+                                bearer_token=o.bearer_token)
+        if status != 200 or not isinstance(body, dict):
+            raise CheckFailed(f"GET /artists/{artist}/similar -> {status} {body}")
+        if body.get("run_id") != run_id:
+            raise CheckFailed(f"served run {body.get('run_id')}, expected {run_id}")
+        if not body.get("similar"):
+            raise CheckFailed(f"artist {artist} got an empty list")
+        return f"artist {artist}: {len(body['similar'])} similar artists from {run_id}", None
+
+    smoke.step(name, similar)
 
 
 def table(checks: list[Check]) -> str:

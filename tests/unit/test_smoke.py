@@ -43,7 +43,8 @@ OLD_RUN = "20200101T000000Z-0a0a"  # published before the smoke test
 OTHER_RUN = "20991231T235959Z-ffff"
 N_RATINGS = 1500  # small: the fake job writes an item per user
 EXPECTED_CHECKS = ["deployment", "upload", "training run", "latest.json newer", "_SUCCESS", "DynamoDB pointer",
-                   "Aurora model_runs", "API /health", "API recommendations"]
+                   "Aurora model_runs", "API /health", "API similar artists", "API recommendations"]
+LISTED_ARTIST = 1001  # the fake run's first artist with similar artists
 SIGV4 = re.compile(r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/"
                    r"(?P<service>[a-z-]+)/aws4_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), "
                    r"Signature=(?P<signature>[0-9a-f]{64})$")
@@ -107,8 +108,11 @@ class Job:
     """Does what a successful training run does to the sinks, or one of the ways it goes wrong."""
 
     def __init__(self, *, pointer_run: str | None = None, write_latest: bool = True,
-                 aurora_status: str = "published") -> None:
+                 aurora_status: str = "published", similar: str = "published") -> None:
+        """similar: "published" (CSV and artist items), "none" (a bias-only run: neither) or
+        "unserved" (the CSV, but no artist items: a broken publish)."""
         self.pointer_run, self.write_latest, self.aurora_status = pointer_run, write_latest, aurora_status
+        self.similar = similar
         self.run_ids: list[str] = []
 
     def __call__(self) -> None:
@@ -125,6 +129,14 @@ class Job:
         now = datetime.now(UTC)
         recs = [{c.ARTIST_ID: 1000 + r, c.SCORE: 90.0 - r, c.RANK: r} for r in range(1, 6)]
         items = [dynamo.user_item(u, run_id, recs, now, 30) for u in users]
+        if self.similar != "none":
+            listed = [{c.RANK: r, c.ARTIST_ID: LISTED_ARTIST + r, c.SIMILARITY: 0.9 - r / 10} for r in (1, 2)]
+            csv_rows = "".join(f"{LISTED_ARTIST},{e[c.RANK]},{e[c.ARTIST_ID]},{e[c.SIMILARITY]}\n" for e in listed)
+            s3.put_object(Bucket=CURATED, Key=f"{c.RUNS_PREFIX}/{run_id}/{c.SIMILAR_ARTISTS_CSV_DIR}/"
+                                              f"{c.SIMILAR_ARTISTS_CSV_FILE}",
+                          Body=(",".join(c.SIMILAR_ARTIST_COLUMNS) + "\n" + csv_rows).encode())
+            if self.similar == "published":
+                items.append(dynamo.artist_item(LISTED_ARTIST, run_id, listed, now, 30))
         dynamo.write_batches(ddb, TABLE, [*items, dynamo.fallback_item(run_id, recs, now, 30)])
         s3.put_object(Bucket=CURATED, Key=f"{c.RUNS_PREFIX}/{run_id}/{c.SUCCESS_MARKER}", Body=run_id.encode())
         if self.write_latest:
@@ -273,9 +285,10 @@ def test_healthy_deployment_passes_every_check_through_the_event_path(api: FakeA
     latest = by_name(checks)["latest.json newer"].detail
     assert run_id in latest and OLD_RUN in latest
     assert by_name(checks)["training run"].seconds > 0  # timed on the (fake) clock
-    # Both API calls reached the fake signed with SigV4 for execute-api in the deployment's region.
-    assert len(api.authorizations) == 2 and all(SIGV4.match(a) for a in api.authorizations)
+    # The three API calls reached the fake signed with SigV4 for execute-api in the deployment's region.
+    assert len(api.authorizations) == 3 and all(SIGV4.match(a) for a in api.authorizations)
     assert "from " + run_id in by_name(checks)["API recommendations"].detail
+    assert by_name(checks)["API similar artists"].detail == f"artist {LISTED_ARTIST}: 2 similar artists from {run_id}"
     # Without --cleanup the upload stays where it was put.
     keys = [o["Key"] for o in boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=RAW)["Contents"]]
     assert keys == [f"{names.RATINGS_PREFIX}smoke-{smoke_id_of(checks)}.tsv"]
@@ -299,10 +312,9 @@ def test_the_table_reports_each_check_with_status_and_timing(api: FakeApi, publi
     deploy_stacks(api.url)
     checks, _ = run_smoke(FakeGlue(Job(pointer_run=OTHER_RUN)), start_now=True)
     text = smoke.table(checks)
-    rows = {line.split()[0] if not line.startswith(("API", "DynamoDB", "Aurora", "training", "latest.json"))
-            else " ".join(line.split()[:2]): line for line in text.splitlines()[2:] if line.strip()}
+    lines = text.splitlines()[2:]
     for ch in checks:
-        row = rows[ch.name]
+        row = next(line for line in lines if line.startswith(ch.name + "  "))
         assert re.search(rf"\b{ch.status}\b\s+\d+\.\d\b", row), row
     assert "FAILED:" in text and f"{sum(ch.status == 'PASS' for ch in checks)} of {len(checks)}" in text
 
@@ -317,7 +329,21 @@ def test_pointer_naming_another_run_fails_the_pointer_check(api: FakeApi, publis
     assert pointer.status == "FAIL" and OTHER_RUN in pointer.detail and job.run_ids[0] in pointer.detail
     assert by_name(checks)["latest.json newer"].status == "PASS"
     assert by_name(checks)["API recommendations"].status == "FAIL"  # it serves what the pointer names
+    assert by_name(checks)["API similar artists"].status == "FAIL"
     assert smoke.exit_code(checks) == 1
+
+
+@pytest.mark.parametrize("similar, status, detail", [
+    ("none", "SKIP", "has no similar artists (the bias-only model won)"),
+    ("unserved", "FAIL", f"GET /artists/{LISTED_ARTIST}/similar -> 404"),
+])
+def test_similar_artists_are_skipped_without_a_list_and_fail_when_not_served(
+        api: FakeApi, published_before: None, similar: str, status: str, detail: str) -> None:
+    deploy_stacks(api.url)
+    checks, _ = run_smoke(FakeGlue(Job(similar=similar)), start_now=True)
+    check = by_name(checks)["API similar artists"]
+    assert check.status == status and detail in check.detail, check
+    assert by_name(checks)["API recommendations"].status == "PASS"
 
 
 def test_missing_latest_json_fails_and_skips_what_depends_on_it(api: FakeApi) -> None:
@@ -325,8 +351,8 @@ def test_missing_latest_json_fails_and_skips_what_depends_on_it(api: FakeApi) ->
     checks, _ = run_smoke(FakeGlue(Job(write_latest=False)), start_now=True)
     named = by_name(checks)
     assert named["latest.json newer"].status == "FAIL" and "does not exist" in named["latest.json newer"].detail
-    assert [named[n].status for n in ("_SUCCESS", "DynamoDB pointer", "Aurora model_runs", "API recommendations")] \
-        == ["SKIP"] * 4
+    assert [named[n].status for n in ("_SUCCESS", "DynamoDB pointer", "Aurora model_runs", "API similar artists",
+                                      "API recommendations")] == ["SKIP"] * 5
     assert smoke.exit_code(checks) == 1
 
 
