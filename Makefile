@@ -56,7 +56,7 @@ bench: install  ## time and quality on generated data of several sizes, then pub
 	$(PY) tools/bench_publish.py
 	$(PY) tools/bench_api.py
 	@{ echo "# make bench, $$(date -u +%F), $$(nproc) cores"; echo; echo "## Job"; echo; cat .bench/results.md; \
-	   echo; echo "## Publish"; echo; cat .bench/publish.md; echo; echo "## API"; echo; cat .bench/api.md; } > .bench/report.md
+	   echo; echo "## Quality"; echo; cat .bench/quality.md; echo; echo "## Publish"; echo; cat .bench/publish.md; echo; echo "## API"; echo; cat .bench/api.md; } > .bench/report.md
 	@echo "all tables: .bench/report.md"
 
 clean:

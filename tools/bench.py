@@ -2,6 +2,10 @@
 wall time, stage timings, peak memory of the driver (Python + JVM, local mode) and quality.
 
     python tools/bench.py [--sizes 100000,1000000,4000000] [--notebook-sizes 20000] [--out .bench/results.md]
+    python tools/bench.py --quality [--quality-sizes 100000,1000000] [--quality-shape-size 100000]
+
+Then the quality table (tools/bench_quality.py, written to .bench/quality.md); `--quality` runs
+only that.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from glue_jobs import contracts as c  # noqa: E402
 from glue_jobs import datagen  # noqa: E402
 from glue_jobs.recommender.metrics import RunMetrics  # noqa: E402
 from glue_jobs.recommender.publish import files  # noqa: E402
+from tools import bench_quality  # noqa: E402
 
 
 def _children() -> dict[int, list[int]]:
@@ -193,7 +198,17 @@ def main() -> int:
                         help="sizes to also run the usual notebook on, side by side ('' to skip)")
     parser.add_argument("--reuse-size", type=int, default=150000,
                         help="size of the full-vs-reused comparison (0 to skip)")
+    parser.add_argument("--quality", action="store_true", help="only the quality table (.bench/quality.md)")
+    parser.add_argument("--quality-sizes", default="100000,1000000",
+                        help="sizes of the generated R1 rows of the quality table ('' for none)")
+    parser.add_argument("--quality-shape-size", type=int, default=100000,
+                        help="size of the listening and stars rows of the quality table")
+    parser.add_argument("--quality-out", type=Path, default=ROOT / ".bench" / "quality.md")
     opts = parser.parse_args()
+    quality_sizes = [int(s) for s in opts.quality_sizes.split(",") if s]
+    if opts.quality:
+        return bench_quality.main_quality(opts.work, opts.quality_out, quality_sizes, opts.quality_shape_size,
+                                          run_job)
     rows = []
     notebook_sizes = [int(s) for s in opts.notebook_sizes.split(",") if s]
     for size in sorted({*[int(s) for s in opts.sizes.split(",")], *notebook_sizes}):
@@ -231,7 +246,10 @@ def main() -> int:
     print()
     print(table)
     print(f"\nwritten to {opts.out}")
-    return 0
+    # The R1 rows reuse this bench's default runs of the same files where there are some.
+    done = {size: (wall, opts.work / f"run-{size}") for size, wall, _, _ in rows}
+    return bench_quality.main_quality(opts.work, opts.quality_out, quality_sizes, opts.quality_shape_size,
+                                      run_job, done)
 
 
 if __name__ == "__main__":
