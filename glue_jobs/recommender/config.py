@@ -4,6 +4,7 @@ the stacks' job arguments are generated, and the grouped frozen settings built f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import os
 import re
@@ -22,10 +23,13 @@ class Feedback(StrEnum):
 
     EXPLICIT = "explicit"
     IMPLICIT = "implicit"
+    AUTO = "auto"  # decided from the input once it is read (stages.detect_feedback), then one of the two
 
     @property
     def has_ratings(self) -> bool:
         """Only ratings have an error to measure (RMSE) and biases to fit (the bias baseline)."""
+        if self is Feedback.AUTO:
+            raise RuntimeError("--feedback auto is decided from the input: resolve it (JobConfig.with_feedback) first")
         return self is Feedback.EXPLICIT
 
     @property
@@ -35,7 +39,8 @@ class Feedback(StrEnum):
 
     @property
     def default_metric(self) -> str:
-        return "rmse" if self.has_ratings else "ndcg"
+        """rmse for ratings, ndcg for preferences; `auto` until --feedback auto is decided."""
+        return "auto" if self is Feedback.AUTO else "rmse" if self.has_ratings else "ndcg"
 
 
 class TuningMode(StrEnum):
@@ -129,7 +134,7 @@ _SHARES = "--validation-share and --test-share must lie between 0 and 0.5"
 _SINK_LIMITS = ("--dynamodb-ttl-days and --aurora-batch-size must be positive, "
                 "--dynamodb-max-writes-per-s not negative")
 _FORMATS = ("auto", "r1", "dms")
-_METRICS = ("rmse", "ndcg")
+_METRICS = ("rmse", "ndcg", "auto")  # auto: the feedback's (JobConfig.with_feedback)
 _DEFAULT_FEEDBACK = Feedback.EXPLICIT
 
 OPTIONS: tuple[Option, ...] = (
@@ -142,7 +147,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("artists", "input", "artists", _text, None, "artist names file: artist_id<TAB>name, Windows-1252"),
     Option("score-pairs", "input", "score_pairs", _text, None, "tab-separated user_id, artist_id pairs to score"),
     Option("feedback", "model", "feedback", _feedback, _DEFAULT_FEEDBACK,
-           "explicit (ratings) or implicit (plays)", valid=lambda v: isinstance(v, Feedback),
+           "explicit (ratings), implicit (plays) or auto (implicit when nearly every user's ratings span "
+           "exactly 0..100, the mark of play counts scaled per user; else explicit)",
+           valid=lambda v: isinstance(v, Feedback),
            problem=f"{{flag}} must be {_one_of(*Feedback)}, got {{v!r}}"),
     Option("max-iter", "model", "max_iter", _integer, 10, "ALS iterations", **_AT_LEAST_1),
     Option("alpha", "model", "alpha", _number, 10.0, "implicit ALS confidence scale"),
@@ -169,7 +176,7 @@ OPTIONS: tuple[Option, ...] = (
            valid=lambda v: v == 0 or v >= 2, problem="{flag} must be 0 (hold-out validation) or at least 2, got {v}"),
     # One default: the default feedback's metric; from_fields and parse_args follow the feedback given.
     Option("metric", "tuning", "metric", _text, _DEFAULT_FEEDBACK.default_metric,
-           "model selection metric (default: the feedback's, rmse for explicit, ndcg for implicit)",
+           "model selection metric (default, or auto: the feedback's, rmse for explicit, ndcg for implicit)",
            valid=lambda v: v in _METRICS, problem=f"{{flag}} must be {_one_of(*_METRICS)}, got {{v!r}}"),
     Option("k", "tuning", "k", _integer, 10, "cut-off for the ranking metrics", **_AT_LEAST_1),
     Option("relevance-threshold", "tuning", "relevance_threshold", _number, 70.0,
@@ -388,6 +395,13 @@ class JobConfig:
         line's); absent ones take their defaults, --metric the feedback's. Every problem is
         reported at once."""
         return _build(values)
+
+    def with_feedback(self, feedback: Feedback) -> JobConfig:
+        """This config for input of this feedback (--feedback auto, once decided): --metric auto
+        becomes the feedback's. ConfigError when an option given does not suit it."""
+        metric = feedback.default_metric if self.tuning.metric == "auto" else self.tuning.metric
+        return dataclasses.replace(self, model=dataclasses.replace(self.model, feedback=feedback),
+                                   tuning=dataclasses.replace(self.tuning, metric=metric))
 
     def output_for(self, run_id: str) -> str:
         from glue_jobs.contracts import run_path

@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import guard, outputs, publish, reuse, stages, tuning
-from glue_jobs.recommender.config import JobConfig
+from glue_jobs.recommender.config import ConfigError, Feedback, JobConfig
 from glue_jobs.recommender.errors import JobFailed
 from glue_jobs.recommender.metrics import BestParams, Counts, Gate, RunMetrics, TestMetrics
 
@@ -56,13 +56,17 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
     sinks = publish.PublishSettings.from_options(config.sinks)
     with timer("preflight"):
         preflight(sinks)
-        published = reuse.read_published(config.sinks.runs_root, config.model.feedback)  # whatever --tuning
-        previous = reuse.published_run(config.sinks.runs_root, config.tuning, config.model.feedback, published)
-    model_opts, tune_opts, feedback = config.model, config.tuning, config.model.feedback
+        known = config.model.feedback is not Feedback.AUTO  # else the input decides (stages.detect_feedback)
+        config = config.with_feedback(config.model.feedback) if known else config
+        # Known feedback: `--tuning reuse` with nothing to reuse fails before any data is read.
+        early = published_runs(config) if known else None
     with ExitStack() as held:
         with timer("read_validate"):
             inputs = held.enter_context(stages.read_inputs(spark, config.input, config.gates))
+            config, feedback_reason = decide_feedback(config, inputs)
+            published, previous = early or published_runs(config)
             compared = guard.check_input(inputs.profile, published, config.gates)  # before the split
+        model_opts, tune_opts, feedback = config.model, config.tuning, config.model.feedback
         with timer("split"):
             splits = held.enter_context(stages.split(inputs, tune_opts, model_opts.seed, feedback))
         with timer("tune"):
@@ -81,6 +85,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
             similar = held.enter_context(stages.similar_artists(spark, fitted, inputs, model_opts))
         metrics = summarise(spark, run_id, config, inputs, splits, tuned, tested, gate, recs, similar)
         metrics = metrics.with_(input_guard=compared)
+        metrics = metrics.with_(feedback_reason=feedback_reason)
         out = config.output_for(run_id)
         with timer("write"):
             outputs.write_data(out, recs, inputs.quarantine, fitted.model, similar)
@@ -90,6 +95,24 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         if sinks.enabled:
             metrics = publish_run(sinks, metrics, recs, inputs, config.model.top_n, out, timer, similar)
     return JobResult(run_id, out, metrics)
+
+
+def published_runs(config: JobConfig) -> tuple[reuse.Previous, reuse.Previous]:
+    """The run published under --runs-root (whatever --tuning: the input guard compares with it),
+    and the one whose tuning this run may reuse."""
+    published = reuse.read_published(config.sinks.runs_root, config.model.feedback)
+    return published, reuse.published_run(config.sinks.runs_root, config.tuning, config.model.feedback, published)
+
+
+def decide_feedback(config: JobConfig, inputs: stages.Inputs) -> tuple[JobConfig, str | None]:
+    """--feedback auto: the config for the feedback the input holds, and why; else unchanged."""
+    if config.model.feedback is not Feedback.AUTO:
+        return config, None
+    feedback, reason = stages.detect_feedback(inputs.learn)
+    try:
+        return config.with_feedback(feedback), reason
+    except ConfigError as exc:
+        raise JobFailed(f"{reason}; but {exc}. Nothing was trained or published.") from exc
 
 
 def preflight(sinks: publish.PublishSettings) -> None:

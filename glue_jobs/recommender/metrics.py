@@ -219,6 +219,7 @@ class RunMetrics:
     published: dict[str, Any] | None = None  # what each sink took, once publishing is done
     tuning: TuningOrigin = field(default_factory=TuningOrigin)
     bias_reg_curve: list[dict[str, float]] = field(default_factory=list)  # --bias-reg value -> validation figures
+    feedback_reason: str | None = None  # --feedback auto: why the input was read as `feedback`
     # None in metrics.json from before the input guard (and in tests that build no input).
     input_profile: InputProfile | None = None
     input_guard: InputComparison | None = None
@@ -242,12 +243,13 @@ class RunMetrics:
     def as_dict(self) -> dict[str, Any]:
         """The metrics.json layout: flat test metrics, baselines keyed popularity_<metric>."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                               if f.name not in ("test", "dms_changes", "published", "input_profile", "input_guard")}
+                               if f.name not in ("test", "dms_changes", "published", "input_profile", "input_guard",
+                                                 "feedback_reason")}
         out.update(best_params=asdict(self.best_params), counts=asdict(self.counts), tuning=asdict(self.tuning),
                    quality_gate=self.quality_gate.as_dict(), rmse=self.test.rmse, mae=self.test.mae,
                    baselines=self.test.baselines.as_dict(), evaluated_users=self.test.evaluated_users,
                    **asdict(self.test.ranking))
-        for optional in ("dms_changes", "published"):
+        for optional in ("dms_changes", "published", "feedback_reason"):
             if getattr(self, optional) is not None:
                 out[optional] = getattr(self, optional)
         for typed in ("input_profile", "input_guard"):

@@ -133,6 +133,35 @@ def learnable_figures(learn: DataFrame) -> tuple[int, int, int, tuple[int, ...]]
     return int(row[0]), int(row[1]), int(row[2]), tuple(int(n) for n in row[3:])
 
 
+SCALED_USERS_SHARE = 0.9  # --feedback auto: implicit when at least this share of users' ratings span 0..100
+
+
+def detect_feedback(learn: DataFrame) -> tuple[Feedback, str]:
+    """--feedback auto: what the input's numbers are, and why.
+
+    Play counts reach the 0..100 layout by being scaled per user, so each user's fewest plays
+    become 0 and most plays 100. Ratings do not: a user rates on the scale as they like. So the
+    input is implicit when at least SCALED_USERS_SHARE of the users with 3+ ratings of more than one
+    value have exactly 0 as their lowest and 100 as their highest; else explicit. (On generated
+    data: listening logs 100%, R1 ratings 20%, 1..5 stars x20 0%.)"""
+    per_user = (learn.groupBy(c.USER_ID)
+                .agg(F.min(c.RATING).alias("lo"), F.max(c.RATING).alias("hi"), F.count(F.lit(1)).alias("n"))
+                .filter((F.col("n") >= 3) & (F.col("hi") > F.col("lo"))))
+    row = per_user.agg(F.count(F.lit(1)), F.count(F.when((F.col("lo") == c.RATING_MIN)
+                                                         & (F.col("hi") == c.RATING_MAX), 1))).first()
+    assert row is not None  # an aggregation without grouping always yields one row
+    users, spanning = int(row[0]), int(row[1])
+    share = spanning / users if users else 0.0
+    feedback = Feedback.IMPLICIT if users and share >= SCALED_USERS_SHARE else Feedback.EXPLICIT
+    what = ("play counts scaled per user: implicit" if feedback is Feedback.IMPLICIT
+            else "ratings: explicit")
+    reason = (f"--feedback auto: {spanning:,} of {users:,} users with 3+ ratings of more than one value "
+              f"({share:.0%}; {SCALED_USERS_SHARE:.0%} or more means scaled plays) rate exactly "
+              f"{c.RATING_MIN}..{c.RATING_MAX}, so {what}")
+    log.info(reason)
+    return feedback, reason
+
+
 def check_quarantine(counts: dict[str, int], total: int, inputs: tuple[str, ...], max_share: float) -> None:
     quarantined = sum(counts.values())
     if total == 0:

@@ -80,7 +80,7 @@ def test_help_lists_every_option_with_its_default(capsys: pytest.CaptureFixture[
 
 @pytest.mark.parametrize("args, message", [
     (["--top-n", "0"], "--top-n must be at least 1"),
-    (["--feedback", "stars"], "--feedback must be explicit or implicit, got 'stars'"),
+    (["--feedback", "stars"], "--feedback must be explicit, implicit or auto, got 'stars'"),
     (["--similar-n", "501"], r"--similar-n must lie in 1..500 \(one DynamoDB item holds a list\), got 501"),
     (["--folds", "1"], "--folds must be 0"),
     (["--feedback", "implicit", "--metric", "rmse"], "use --metric ndcg"),
@@ -104,7 +104,7 @@ def test_every_problem_is_reported_at_once_and_shared_messages_once() -> None:
         cfg.parse_args(["--input", "x", "--output", "y", "--feedback", "stars", "--k", "0",
                         "--dynamodb-ttl-days", "0", "--aurora-batch-size", "0"])
     problems = str(err.value).split("; ")
-    assert problems == ["--feedback must be explicit or implicit, got 'stars'", "--k must be at least 1, got 0",
+    assert problems == ["--feedback must be explicit, implicit or auto, got 'stars'", "--k must be at least 1, got 0",
                         "--dynamodb-ttl-days and --aurora-batch-size must be positive, "
                         "--dynamodb-max-writes-per-s not negative"]
     with pytest.raises(cfg.ConfigError, match="--top-n must be at least 1, got 0"):
@@ -149,7 +149,7 @@ def test_job_arguments_take_flags_or_field_names_and_give_glue_flags(key: str) -
     ({"--top_n_x": "3"}, "unknown job argument '--top_n_x' \\(did you mean --top-n\\?\\)"),
     ({"--top-n": "-1"}, "--top-n must be at least 1, got -1"),
     ({"--top-n": "three"}, "--top-n must be an integer, got 'three'"),
-    ({"--feedback": "stars"}, "--feedback must be explicit or implicit"),
+    ({"--feedback": "stars"}, "--feedback must be explicit, implicit or auto"),
     ({"--master": "local[4]"}, "--master applies to local runs only"),
     ({"--driver-memory": "8g"}, "--driver-memory applies to local runs only"),
     ({"top_n": 3, "--top-n": 4}, "repeats --top-n"),
