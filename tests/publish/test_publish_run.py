@@ -70,7 +70,9 @@ def add_similar(spark: Any, root: Path, run: RunToPublish, artist_base: int) -> 
     df = spark.createDataFrame([tuple(r[k] for k in columns) for r in lists],
                                "artist_id int, rank int, similar_artist_id int, similarity double, "
                                "artist_name string, similar_artist_name string").repartition(2)
-    return dataclasses.replace(run, similar=df)
+    # The job counts the rows it wrote (metrics.json): the Aurora sink checks its staging table against that.
+    counted = run.metrics.with_(counts=dataclasses.replace(run.metrics.counts, similar_artists=len(lists)))
+    return dataclasses.replace(run, similar=df, metrics=counted)
 
 
 def make_run(spark: Any, root: Path, run_id: str, artist_base: int = 100) -> RunToPublish:
@@ -364,3 +366,16 @@ def test_rollback_and_status_commands(spark: Any, tmp_path: Path, sinks: Publish
     status = json.loads(out.getvalue())
     assert status["latest"]["run_id"] == RUN_A and status["latest"]["previous_run_id"] == RUN_B
     assert status["dynamodb"][c.DDB_ACTIVE_RUN] == RUN_A and status["dynamodb"][c.DDB_PREVIOUS_RUN] == RUN_B
+
+
+def test_aurora_refuses_similar_artists_that_do_not_match_the_jobs_count(
+        spark: Any, tmp_path: Path, mysql_url: str) -> None:
+    """The staging table is checked against the rows the job counted (metrics.json), not against
+    what the loader says it wrote: a lost partition would otherwise swap in a partial table."""
+    run = add_similar(spark, tmp_path, make_run(spark, tmp_path, RUN_A), 100)
+    wrong = dataclasses.replace(run, metrics=run.metrics.with_(
+        counts=dataclasses.replace(run.metrics.counts, similar_artists=run.metrics.counts.similar_artists + 1)))
+    only_aurora = PublishSettings(aurora=aurora.AuroraSettings(mysql_url))
+    with pytest.raises(PublishError, match=f"similar_artists_staging table holds {ARTISTS * 2} rows, "
+                                           f"expected {ARTISTS * 2 + 1} of run {RUN_A}"):
+        publish_run(wrong, only_aurora)
