@@ -59,8 +59,9 @@ def print_metrics(metrics: RunMetrics) -> None:
     print(f"quarantined rows by reason: { {k: v for k, v in metrics.quarantine.items() if v} }")
 
 
-def call_api(endpoint: str, paths: list[str]) -> None:
-    """What customers get: the API function itself, called with HTTP API v2 events."""
+def call_api(endpoint: str, paths: list[str], *, cold: bool = False) -> None:
+    """What customers get: the API function itself, called with HTTP API v2 events. `cold`: as a
+    new instance of the function would (a warm one keeps the active-run pointer for 30 s)."""
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint  # boto3 honours per-service endpoint variables
     os.environ["TABLE_NAME"] = TABLE
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
@@ -71,6 +72,8 @@ def call_api(endpoint: str, paths: list[str]) -> None:
     from lambdas.recommendations_api import handler
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    if cold:
+        handler._store = None
     context = LambdaContext(function_name="recommendations-api", memory_limit_in_mb=512, aws_request_id="demo")
     for path in paths:
         response = handler.handler(http_event(path, request_id="demo"), context)
@@ -121,7 +124,7 @@ def guard_demo(argv: list[str], endpoint: str, api_path: str) -> int:
     code = main([*truncated, "--allow-shrink"])
     if code:
         return code
-    call_api(endpoint, [api_path])
+    call_api(endpoint, [api_path], cold=True)
     print("\npython -m glue_jobs.recommender.publish history --runs-root " + str(DEMO / "curated"))
     code = publish_cli(["history", "--runs-root", str(DEMO / "curated")])
     reset = Path(json.loads((DEMO / "curated" / c.LATEST_FILE).read_text())["path"])
