@@ -24,6 +24,7 @@ BIAS = "bias"
 FEATURES = "features"
 PREDICTION = "prediction"
 RESIDUAL = "residual"
+PREFERENCE = "preference"  # implicit feedback: what ALS learns from, 1 + rating / RATING_MAX (see prepare)
 N_RATINGS = "n_ratings"
 BIAS_SWEEPS = 3
 
@@ -96,7 +97,7 @@ def _als(feedback: Feedback, rank: int, reg_param: float, max_iter: int, alpha: 
         rank=rank, regParam=reg_param, maxIter=max_iter, seed=seed, alpha=alpha,
         implicitPrefs=not feedback.has_ratings, nonnegative=False,
         userCol=c.USER_ID, itemCol=c.ARTIST_ID,
-        ratingCol=RESIDUAL if feedback.has_ratings else c.RATING,
+        ratingCol=RESIDUAL if feedback.has_ratings else PREFERENCE,
         coldStartStrategy="nan", checkpointInterval=5,
         numUserBlocks=blocks, numItemBlocks=blocks,
     )
@@ -113,7 +114,12 @@ class Prepared:
 
 def prepare(train: DataFrame, feedback: Feedback, bias_reg: float) -> Prepared:
     if not feedback.has_ratings:
-        data = train.cache()
+        # Every valid row is a play, its number only how many: Spark's implicit ALS reads a value of
+        # 0 as "not played" (preference 0), and each user's fewest plays scale to 0. So it learns
+        # 1 + rating / RATING_MAX: preference 1 for every play, confidence 1 + alpha x (1..2).
+        # On generated listening logs (100k) this took validation NDCG@10 from 0.088 to 0.208 for
+        # the model alone, and from 0.179 to 0.238 with the popularity prior (rank 20, alpha 10).
+        data = train.withColumn(PREFERENCE, 1.0 + F.col(c.RATING).cast("double") / c.RATING_MAX).cache()
         return Prepared(data, None, 1.0)
     biases = fit_biases(train, bias_reg)
     data = with_residuals(train, biases)

@@ -220,8 +220,7 @@ def tune_on_spark(spark: SparkSession, train: DataFrame, valid: DataFrame, block
                     first_models[params] = fitted
                 else:
                     _release(fitted)
-        if prepared.data is not train:  # implicit: prepare caches the fold itself, which is the split with 0 folds
-            prepared.data.unpersist()
+        prepared.data.unpersist()  # the fold's prepared copy (with its preference column), not the split
     results = [Candidate(r, g, tuning.metric, totals[(r, g)] / len(splits)) for r, g in grid]
     best = choose(results)
     weight, curve = tune_popularity_weight(

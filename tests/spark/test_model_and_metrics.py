@@ -72,6 +72,22 @@ def test_implicit_feedback_predicts_no_rating(spark) -> None:
     assert row.score == pytest.approx(0.5 + 0.5 + 0.5 * math.log1p(3), abs=1e-4)
 
 
+def test_implicit_feedback_learns_a_play_scaled_to_0_as_a_play(spark) -> None:
+    """Listening counts scaled per user give each user's fewest plays 0. They are still plays:
+    the model must score them like the user's other plays, not like artists never played (Spark's
+    implicit ALS reads a raw 0 as "not played")."""
+    rows = [(u, a, r) for u in range(1, 9) for a, r in ((10, 0), (11, 100), (12, 50))]
+    rows += [(u, a, 100) for u in range(9, 17) for a in (20, 21)]  # other users, other artists
+    train = spark.createDataFrame(rows, f"{c.USER_ID} int, {c.ARTIST_ID} int, {c.RATING} int")
+    prepared = model.prepare(train, Feedback.IMPLICIT, 10.0)
+    fitted = model.fit(prepared, feedback=Feedback.IMPLICIT, rank=4, reg_param=0.1, max_iter=10, alpha=10.0,
+                       seed=1, blocks=2)
+    pairs = spark.createDataFrame([(1, 10), (1, 11), (1, 20)], "user_id int, artist_id int")
+    scores = {r.artist_id: r.score for r in model.score_pairs(fitted, pairs).collect()}
+    assert scores[10] > 0.8 and scores[11] > 0.8, scores  # played: preference near 1
+    assert scores[20] < 0.2, scores  # never played by this user or anyone like them
+
+
 def test_top_n_scores_and_ratings_are_what_score_pairs_gives(spark) -> None:
     """A list's `score` and `predicted_rating` mean what score_pairs' do, for users with
     factors and without: one meaning of each everywhere."""
