@@ -27,7 +27,7 @@ def shrink(data: tuning.TuningData, bias_reg: tuple[float, ...]) -> tuning.BiasS
     model = ModelOptions(max_iter=8, bias_reg=bias_reg)
     folds = tuning.local_folds(data, model, OPTIONS, bias_reg[0])
     grid, first_fold = tuning._fit_grid(folds, model, OPTIONS)
-    return tuning.tune_bias_reg(data, folds, tuning.choose(grid), first_fold, model, OPTIONS)
+    return tuning.tune_bias_reg(data, folds, grid, first_fold, model, OPTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +68,27 @@ def test_the_baseline_shrinkage_follows_the_data_not_the_model() -> None:
 def test_one_value_is_not_tuned(generated: tuning.TuningData) -> None:
     result = shrink(generated, (25.0,))
     assert result.curve == [] and result.bias_reg == result.baseline_bias_reg == 25.0
+
+
+def test_the_model_is_never_worse_on_validation_than_biases_alone_at_any_shrinkage() -> None:
+    """A weak rank-2 signal under heavy noise: ALS narrowly beats the biases at the first value,
+    while at a stronger shrinkage the biases alone beat both (seed found by search). The bias-only
+    model competes at every value, so it wins there."""
+    rng = np.random.default_rng(3)
+    n_users, n_items, n = 300, 200, 12_000
+    users, items = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    user_bias, item_bias = rng.normal(0, 2, n_users), rng.normal(0, 2, n_items)
+    taste_u, taste_i = rng.normal(0, 1, (n_users, 2)), rng.normal(0, 1, (n_items, 2))
+    signal = rng.uniform(1, 4)
+    values = np.clip(np.round(50 + user_bias[users] + item_bias[items]
+                              + signal * (taste_u[users] * taste_i[items]).sum(1) + 15 * rng.standard_normal(n)),
+                     0, 100)
+    data = tuning_data(users, items, values)
+    options = TuningOptions(ranks=(2,), reg_params=(0.1, 0.2), popularity_weights=(0.0,))
+    model = ModelOptions(max_iter=8, bias_reg=(10.0, 30.0, 100.0))
+    folds = tuning.local_folds(data, model, options, 10.0)
+    grid, first_fold = tuning._fit_grid(folds, model, options)
+    assert tuning.choose(grid).rank == 2, "ALS wins the grid at the first value: the case this is about"
+    result = tuning.tune_bias_reg(data, folds, grid, first_fold, model, options)
+    assert result.best.value <= min(p["bias_only_rmse"] for p in result.curve) + 1e-6, result  # curve: 6 digits
+    assert (result.best.rank, result.bias_reg) == (0, result.baseline_bias_reg)
