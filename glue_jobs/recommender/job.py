@@ -100,7 +100,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
 def published_runs(config: JobConfig) -> tuple[reuse.Previous, reuse.Previous]:
     """The run published under --runs-root (whatever --tuning: the input guard compares with it),
     and the one whose tuning this run may reuse."""
-    published = reuse.read_published(config.sinks.runs_root, config.model.feedback)
+    published = reuse.read_published(config.sinks.runs_root)
     return published, reuse.published_run(config.sinks.runs_root, config.tuning, config.model.feedback, published)
 
 

@@ -54,7 +54,7 @@ def published_run(runs_root: str | None, options: TuningOptions, feedback: Feedb
     """
     if options.tuning_mode is TuningMode.FULL:
         return Previous(None, "--tuning full")
-    previous = published or read_published(runs_root, feedback)
+    previous = of_feedback(published or read_published(runs_root), feedback)
     if previous.metrics is None and options.tuning_mode is TuningMode.REUSE:
         raise JobFailed(f"--tuning reuse has no tuning to reuse: {previous.missing}. Publish a run under "
                         "--runs-root first (or give the --runs-root it was published under), or run with "
@@ -62,8 +62,19 @@ def published_run(runs_root: str | None, options: TuningOptions, feedback: Feedb
     return previous
 
 
-def read_published(runs_root: str | None, feedback: Feedback) -> Previous:
-    """The run latest.json names under `runs_root`, or why there is none (of this feedback) to read."""
+def of_feedback(previous: Previous, feedback: Feedback) -> Previous:
+    """The published run when it learned from this feedback (its tuning means nothing for the other)."""
+    metrics = previous.metrics
+    if metrics is not None and metrics.feedback != feedback.value:
+        return Previous(None, f"the published run {metrics.run_id} learned from {metrics.feedback} feedback, "
+                              f"this run from {feedback.value}")
+    return previous
+
+
+def read_published(runs_root: str | None) -> Previous:
+    """The run latest.json names under `runs_root`, whatever it learned from, or why there is none.
+    The input guard compares any published run's input (a feed that changed shape enough to flip
+    --feedback auto is just what it is for); reusing a tuning needs the same feedback (of_feedback)."""
     if not runs_root:
         return Previous(None, "no --runs-root, so no published run (--output writes a single run)")
     try:
@@ -77,9 +88,6 @@ def read_published(runs_root: str | None, feedback: Feedback) -> Previous:
         return Previous(None, f"the published run {run_id} has no {c.METRICS_FILE}")
     except (ValueError, KeyError, TypeError) as exc:
         return Previous(None, f"the published run {run_id}'s {c.METRICS_FILE} is unreadable ({exc!r})")
-    if metrics.feedback != feedback.value:
-        return Previous(None, f"the published run {run_id} learned from {metrics.feedback} feedback, "
-                              f"this run from {feedback.value}")
     return Previous(metrics)
 
 

@@ -42,7 +42,7 @@ def published(root: Path, before: InputProfile | None = PROFILED) -> Previous:
         doc["input_profile"] = before.as_dict()
     (run / c.METRICS_FILE).write_text(json.dumps(doc))
     (root / c.LATEST_FILE).write_text(json.dumps({"run_id": PUBLISHED, "path": str(run)}))
-    return read_published(str(root), Feedback.EXPLICIT)
+    return read_published(str(root))
 
 
 @pytest.mark.parametrize("ratings, refused", [(5_000, False), (4_999, True), (12_000, False)])
@@ -60,6 +60,26 @@ def test_a_shrink_beyond_max_shrink_is_refused_naming_the_figures(tmp_path: Path
                    "--allow-shrink", "Nothing was trained or published"):
         assert figure in message, figure
     assert "histogram moved" not in message  # only the shrink was beyond its limit
+
+
+def test_a_published_run_of_the_other_feedback_is_compared_too(tmp_path: Path) -> None:
+    """A feed that changed enough to flip --feedback auto (per-user rescaled values) is what the guard
+    is for: the input profile does not depend on the feedback, so such a run is compared, while
+    its tuning is not offered for reuse."""
+    from glue_jobs.recommender import reuse
+    from glue_jobs.recommender.config import TuningOptions
+
+    run = Path(c.run_path(str(tmp_path), PUBLISHED))
+    run.mkdir(parents=True)
+    counts = {**metrics_json()["counts"], "ratings": BEFORE}  # type: ignore[dict-item]
+    doc = metrics_json(run_id=PUBLISHED, counts=counts, feedback="implicit", input_profile=PROFILED.as_dict())
+    (run / c.METRICS_FILE).write_text(json.dumps(doc))
+    (tmp_path / c.LATEST_FILE).write_text(json.dumps({"run_id": PUBLISHED, "path": str(run)}))
+    previous = read_published(str(tmp_path))
+    with pytest.raises(JobFailed, match="Learnable ratings 4,000"):
+        check_input(profile(4_000), previous, GateOptions())
+    reusable = reuse.published_run(str(tmp_path), TuningOptions(), Feedback.EXPLICIT, previous)
+    assert reusable.metrics is None and "learned from implicit feedback" in reusable.missing
 
 
 def test_a_histogram_shift_beyond_its_limit_is_refused(tmp_path: Path) -> None:
@@ -96,7 +116,7 @@ def test_a_published_run_without_a_profile_compares_ratings_only(tmp_path: Path,
 @pytest.mark.parametrize("root, says", [(None, "no --runs-root"), ("empty", "no run is published under")])
 def test_without_a_published_run_nothing_is_compared_in_one_log_line(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, root: str | None, says: str) -> None:
-    previous = read_published(str(tmp_path) if root else None, Feedback.EXPLICIT)
+    previous = read_published(str(tmp_path) if root else None)
     with caplog.at_level(logging.INFO, logger="recommender"):
         found = check_input(profile(10), previous, GateOptions())
     assert found.verdict == "not compared" and found.previous_run_id is None and not found.overridden
