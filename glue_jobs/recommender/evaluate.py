@@ -38,8 +38,8 @@ def relevant_items(test: DataFrame, feedback: Feedback, threshold: float) -> Dat
     """user_id, artist_id pairs of the test split that count as hits."""
     if feedback.has_ratings:
         liked = (F.col(c.RATING) >= threshold) & (F.col(c.RATING) <= c.RATING_MAX)
-    else:
-        liked = (F.col(c.RATING) > 0) & (F.col(c.RATING) != c.NEVER_PLAY_AGAIN)
+    else:  # every play is a hit, the user's fewest plays (0 once scaled) too; 255 is no play
+        liked = F.col(c.RATING) <= c.RATING_MAX
     return test.filter(liked).select(c.USER_ID, c.ARTIST_ID)
 
 
@@ -71,8 +71,8 @@ def popularity(train: DataFrame, feedback: Feedback, threshold: float) -> DataFr
     """artist_id, popularity (number of users who liked it), n_ratings."""
     if feedback.has_ratings:
         liked = F.when(F.col(c.RATING) >= threshold, 1).otherwise(0)
-    else:
-        liked = F.when(F.col(c.RATING) > 0, 1).otherwise(0)
+    else:  # every play counts, as in relevant_items
+        liked = F.when(F.col(c.RATING) <= c.RATING_MAX, 1).otherwise(0)
     return (train.groupBy(c.ARTIST_ID)
             .agg((F.sum(liked) + F.count("*") * 1e-6).alias("popularity"),
                  F.count("*").alias("n_ratings")))

@@ -159,11 +159,12 @@ def test_ranking_metrics_match_a_plain_python_computation(spark) -> None:
 
 
 def test_relevance_uses_the_threshold_and_never_counts_255(spark) -> None:
-    test = frame(spark, [(1, 10, 70), (1, 11, 69), (1, 12, 255), (2, 10, 100)])
+    test = frame(spark, [(1, 10, 70), (1, 11, 69), (1, 12, 255), (2, 10, 100), (2, 13, 0)])
     rel = {(r.user_id, r.artist_id) for r in evaluate.relevant_items(test, Feedback.EXPLICIT, 70).collect()}
     assert rel == {(1, 10), (2, 10)}
+    # Implicit: every play is a hit, a user's fewest plays (0 once scaled per user) too.
     implicit = {(r.user_id, r.artist_id) for r in evaluate.relevant_items(test, Feedback.IMPLICIT, 70).collect()}
-    assert implicit == {(1, 10), (1, 11), (2, 10)}
+    assert implicit == {(1, 10), (1, 11), (2, 10), (2, 13)}
 
 
 def test_popularity_counts_likes_and_breaks_ties_by_volume(spark) -> None:
@@ -173,3 +174,11 @@ def test_popularity_counts_likes_and_breaks_ties_by_volume(spark) -> None:
     assert pop[10].n_ratings == 2 and pop[11].n_ratings == 3
     # two likes beat one; among one-like artists the more rated wins; no like comes last
     assert pop[10].popularity > pop[11].popularity > pop[13].popularity > pop[12].popularity
+
+
+def test_implicit_popularity_counts_every_play(spark) -> None:
+    """With listening counts a user's fewest plays are 0 once scaled: still plays, for the popularity
+    baseline and the fallback list as for the model."""
+    train = frame(spark, [(1, 10, 0), (2, 10, 0), (3, 10, 0), (1, 11, 100), (2, 11, 90)])
+    pop = {r.artist_id: r.popularity for r in evaluate.popularity(train, Feedback.IMPLICIT, 70).collect()}
+    assert pop[10] > pop[11], pop  # three plays beat two, whatever their scaled counts
