@@ -96,7 +96,7 @@ def measure(work: Path, shape: str, size: int, run_job: RunJob, done: Done | Non
         out = work / f"quality-{shape}-{size}"
         shutil.rmtree(out, ignore_errors=True)
         wall, _, code = run_job(["--input", str(data_file), "--output", str(out), *job_options(shape)])
-    metrics_file = out / c.METRICS_FILE  # written even when the quality gate refuses the run
+    metrics_file = out / c.METRICS_FILE  # absent when the job stopped: a gate refused the run, or it failed
     metrics = RunMetrics.from_json(metrics_file.read_text()) if metrics_file.exists() else None
     feedback = metrics.feedback if metrics else "explicit"
     notebook = run_notebook(data_file, feedback if feedback in ("explicit", "implicit") else "explicit")
@@ -140,12 +140,12 @@ def quality_rows(run: QualityRun) -> list[str]:
     data = f"{SHAPE_NAMES[run.shape]}, {run.size:,}"
     m = run.metrics
     if m is None:
-        return [f"| {data} | | job failed (exit {run.job_exit}), no metrics.json | | | | | | | | "
+        return [f"| {data} | | job stopped (exit {run.job_exit}: a gate refused the run, or it failed), "
+                f"no metrics.json | | | | | | | | "
                 f"{run.job_wall_s:.1f} |"]
     t, b = m.test, m.baselines
     pop_p, pop_n = b.popularity.precision_at_k, b.popularity.ndcg_at_k
-    gate = "" if m.quality_gate.passed else ", quality gate failed"
-    feedback = f"{m.feedback}{gate}" + (f", exit {run.job_exit}" if run.job_exit else "")
+    feedback = m.feedback + (f", exit {run.job_exit}" if run.job_exit else "")
 
     def row(name: str, rmse: float | None, mae: float | None, p: float | None, n: float | None, s: str) -> str:
         return (f"| {data if name.startswith('job') else ''} | {feedback if name.startswith('job') else ''} | "
