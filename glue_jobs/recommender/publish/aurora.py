@@ -23,28 +23,33 @@ from glue_jobs.recommender.publish.sink import RunToPublish
 metadata = sa.MetaData()
 
 
-def recommendations_table(name: str, md: sa.MetaData = metadata) -> sa.Table:
+def _ranked_lists_table(name: str, md: sa.MetaData, owner: str, *entry: sa.Column) -> sa.Table:
+    """A published list per owner: one row per (owner, rank) with the entry's columns, tagged with
+    the run it came from."""
     return sa.Table(
         name, md,
-        sa.Column(c.USER_ID, sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column(owner, sa.Integer, primary_key=True, autoincrement=False),
         sa.Column(c.RANK, sa.SmallInteger, primary_key=True, autoincrement=False),
-        sa.Column(c.ARTIST_ID, sa.Integer, nullable=False),
-        sa.Column(c.SCORE, sa.Float, nullable=False),  # the ranking score (contracts.SCORE)
-        sa.Column(c.PREDICTED_RATING, sa.Float, nullable=True),  # null: implicit feedback, or a run before v3
+        *entry,
         sa.Column(c.SQL_RUN_ID, sa.String(32), nullable=False),
         extend_existing=True,
     )
 
 
+def recommendations_table(name: str, md: sa.MetaData = metadata) -> sa.Table:
+    return _ranked_lists_table(
+        name, md, c.USER_ID,
+        sa.Column(c.ARTIST_ID, sa.Integer, nullable=False),
+        sa.Column(c.SCORE, sa.Float, nullable=False),  # the ranking score (contracts.SCORE)
+        sa.Column(c.PREDICTED_RATING, sa.Float, nullable=True),  # null: implicit feedback, or a run before v3
+    )
+
+
 def similar_artists_table(name: str, md: sa.MetaData = metadata) -> sa.Table:
-    return sa.Table(
-        name, md,
-        sa.Column(c.ARTIST_ID, sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column(c.RANK, sa.SmallInteger, primary_key=True, autoincrement=False),
+    return _ranked_lists_table(
+        name, md, c.ARTIST_ID,
         sa.Column(c.SIMILAR_ARTIST_ID, sa.Integer, nullable=False),
         sa.Column(c.SIMILARITY, sa.Float, nullable=False),  # cosine of the two artists' factors
-        sa.Column(c.SQL_RUN_ID, sa.String(32), nullable=False),
-        extend_existing=True,
     )
 
 
