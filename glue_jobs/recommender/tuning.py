@@ -152,14 +152,16 @@ def tune_bias_reg(data: TuningData, folds: list[LocalFold], grid: list[Candidate
     for value in values[1:]:
         start = time.perf_counter()
         folds_at[value] = other = local_folds(data, model, tuning, value)
-        for each in dict.fromkeys([params, BIAS_ONLY]):
-            cand, factors = _evaluate_candidate(other, each, model, tuning)
-            tried.append((value, cand, other, factors))
-        log.info("bias reg %g: rank=%d reg=%g %s=%.4g in %.1f s", value, best.rank, best.reg_param, best.metric,
-                 tried[-1 if params == BIAS_ONLY else -2][1].value, time.perf_counter() - start)
+        cand, factors = _evaluate_candidate(other, params, model, tuning)
+        tried.append((value, cand, other, factors))
+        if params != BIAS_ONLY:
+            alone, no_factors = _evaluate_candidate(other, BIAS_ONLY, model, tuning)
+            tried.append((value, alone, other, no_factors))
+        log.info("bias reg %g: rank=%d reg=%g %s=%.4g in %.1f s", value, cand.rank, cand.reg_param, cand.metric,
+                 cand.value, time.perf_counter() - start)
     chosen_value, cand, chosen_folds, factors = min(
         tried, key=lambda t: (_sort_key(t[1]), t[1].rank, values.index(t[0])))
-    biases_alone = {value: _bias_only_rmse(fs) for value, fs in folds_at.items()}
+    biases_alone = {value: _bias_only_rmse(fs, model, tuning) for value, fs in folds_at.items()}
     baseline = min(values, key=lambda v: (biases_alone[v] if not math.isnan(biases_alone[v]) else math.inf,
                                           values.index(v)))
     model_at = {v: c for v, c, _, _ in tried if (c.rank, c.reg_param) == params}
@@ -168,16 +170,10 @@ def tune_bias_reg(data: TuningData, folds: list[LocalFold], grid: list[Candidate
     return BiasShrinkage(cand, chosen_value, baseline, chosen_folds, factors, curve)
 
 
-def _bias_only_rmse(folds: list[LocalFold]) -> float:
-    """Validation RMSE of the biases alone, averaged over the folds."""
-    values = []
-    for fold in folds:
-        v, p = fold.valid, fold.prepared
-        none = local_als.Factors(np.zeros((p.user_bias.size, 0)), np.zeros((p.item_bias.size, 0)))
-        if v.values.size:
-            predicted = local_als.predict(p, none, v.users, v.items, Feedback.EXPLICIT.rating_scale)
-            values.append(float(np.sqrt(np.mean((predicted - v.values) ** 2))))
-    return float(np.mean(values)) if values else math.nan
+def _bias_only_rmse(folds: list[LocalFold], model: ModelOptions, tuning: TuningOptions) -> float:
+    """Validation RMSE of the biases alone, averaged over the folds: the bias baseline's figure,
+    whatever --metric the candidates are chosen by."""
+    return _evaluate_candidate(folds, BIAS_ONLY, model, dataclasses.replace(tuning, metric="rmse"))[0].value
 
 
 def _fit_grid(folds: list[LocalFold], model: ModelOptions, tuning: TuningOptions
