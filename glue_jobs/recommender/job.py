@@ -84,14 +84,13 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
         with timer("similar"):
             similar = held.enter_context(stages.similar_artists(spark, fitted, inputs, model_opts))
         metrics = summarise(spark, run_id, config, inputs, splits, tuned, tested, gate, recs, similar)
-        metrics = metrics.with_(input_guard=compared)
-        metrics = metrics.with_(feedback_reason=feedback_reason)
+        metrics = metrics.with_(input_guard=compared, feedback_reason=feedback_reason)
         out = config.output_for(run_id)
         with timer("write"):
             outputs.write_data(out, recs, inputs.quarantine, fitted.model, similar)
         metrics = metrics.with_(timings_s=dict(timer.timings),
                                 grid=tuning.relative_to_fit(metrics.grid, timer.timings["fit"], metrics.spark["model"]))
-        outputs.finish(out, metrics, splits.whole, recs.recs, feedback.rating_scale)
+        outputs.finish(out, metrics, recs.recs, feedback.rating_scale)
         if sinks.enabled:
             metrics = publish_run(sinks, metrics, recs, inputs, config.model.top_n, out, timer, similar)
     return JobResult(run_id, out, metrics)
@@ -124,7 +123,7 @@ def preflight(sinks: publish.PublishSettings) -> None:
 
 def publish_run(sinks: publish.PublishSettings, metrics: RunMetrics, recs: stages.Recommendations,
                 inputs: stages.Inputs, top_n: int, out: str, timer: StageTimer,
-                similar: stages.SimilarArtists | None = None) -> RunMetrics:
+                similar: stages.SimilarArtists) -> RunMetrics:
     """Publishes the complete run to every sink, then records what they took in metrics.json."""
     names = inputs.artists
     artists = ([{c.ARTIST_ID: r[c.ARTIST_ID], "name": r[c.ARTIST_NAME]} for r in names.collect()]
@@ -133,7 +132,7 @@ def publish_run(sinks: publish.PublishSettings, metrics: RunMetrics, recs: stage
         try:
             published = publish.publish_run(publish.RunToPublish(
                 metrics.run_id, top_n, recs.recs, [r.asDict() for r in recs.popular.collect()], artists,
-                metrics, similar=similar.lists if similar is not None and similar.count else None), sinks)
+                metrics, similar=similar.lists if similar.count else None), sinks)
         except publish.PublishError as exc:
             raise JobFailed(f"{exc}. The run's files are complete under {out}, but it was not "
                             "published.") from exc

@@ -12,11 +12,11 @@ from pyspark.sql import functions as F
 from glue_jobs import contracts as c
 from glue_jobs.recommender import model, report, storage
 from glue_jobs.recommender.metrics import RATING_BUCKETS, RunMetrics
-from glue_jobs.recommender.stages import Recommendations, SimilarArtists, rating_bucket_column
+from glue_jobs.recommender.stages import Recommendations, SimilarArtists
 
 
 def write_data(out: str, recs: Recommendations, quarantine: DataFrame, fitted: model.RecommenderModel,
-               similar: SimilarArtists | None = None) -> None:
+               similar: SimilarArtists) -> None:
     """The run's data files and model; the marker of an earlier run in `out` goes first."""
     storage.remove(storage.join(out, c.SUCCESS_MARKER))
     recs.recs.write.mode("overwrite").parquet(storage.join(out, c.RECOMMENDATIONS_DIR))
@@ -26,7 +26,7 @@ def write_data(out: str, recs: Recommendations, quarantine: DataFrame, fitted: m
     quarantine.write.mode("overwrite").json(storage.join(out, c.QUARANTINE_DIR))
     if recs.scores is not None:
         write_single_csv(recs.scores, out, c.SCORES_DIR, c.SCORES_CSV_FILE)
-    if similar is not None and similar.lists is not None and similar.count:
+    if similar.lists is not None and similar.count:
         similar.lists.write.mode("overwrite").parquet(storage.join(out, c.SIMILAR_ARTISTS_DIR))
         write_single_csv(similar.lists, out, c.SIMILAR_ARTISTS_CSV_DIR, c.SIMILAR_ARTISTS_CSV_FILE)
     else:  # none this run (the bias-only model): an earlier run's lists in `out` must not pass for this one's
@@ -35,13 +35,13 @@ def write_data(out: str, recs: Recommendations, quarantine: DataFrame, fitted: m
     model.save(fitted, storage.join(out, c.MODEL_DIR))
 
 
-def finish(out: str, metrics: RunMetrics, learn: DataFrame, recs: DataFrame,
-           scale: tuple[float, float]) -> None:
+def finish(out: str, metrics: RunMetrics, recs: DataFrame, scale: tuple[float, float]) -> None:
     """metrics.json, the report, then `_SUCCESS`: from here on the run's files are complete."""
     write_metrics(out, metrics)
     title, hist = score_histogram(recs, scale)
     profile = metrics.input_profile  # counted when the input was read: no pass over the ratings again
-    ratings = list(zip(RATING_BUCKETS, profile.histogram, strict=True)) if profile else rating_histogram(learn)
+    assert profile is not None, "a run's metrics carry its input profile (job.summarise)"
+    ratings = list(zip(RATING_BUCKETS, profile.histogram, strict=True))
     storage.write_text(storage.join(out, c.REPORT_FILE),
                        report.render(metrics, ratings, hist, score_title=title), "text/html")
     storage.write_text(storage.join(out, c.SUCCESS_MARKER), metrics.run_id)
@@ -62,12 +62,6 @@ def write_single_csv(df: DataFrame, out: str, directory: str, file_name: str) ->
     header = (",".join(df.columns) + "\n").encode("utf-8")
     storage.concat_with_header(storage.list_files(parts, ".csv"), storage.join(target, file_name), header)
     storage.remove_tree(storage.join(out, "_parts"))
-
-
-def rating_histogram(learn: DataFrame) -> list[tuple[str, int]]:
-    """Ratings per RATING_BUCKETS, the buckets of the input profile."""
-    counts = {int(r.b): int(r["count"]) for r in learn.groupBy(rating_bucket_column().alias("b")).count().collect()}
-    return [(label, counts.get(i, 0)) for i, label in enumerate(RATING_BUCKETS)]
 
 
 def score_histogram(recs: DataFrame, scale: tuple[float, float]) -> tuple[str, list[tuple[str, int]]]:

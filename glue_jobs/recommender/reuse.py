@@ -135,7 +135,7 @@ def _outside_this_grid(published: RunMetrics, options: TuningOptions, feedback: 
     best = published.best_params
     weights = {round(w, 6) for w in options.popularity_weights_on(feedback)}
     bias_only = feedback.has_ratings and (best.rank, best.reg_param) == BIAS_ONLY  # in every explicit grid
-    bias_reg = LEGACY_BIAS_REG if best.bias_reg is None else best.bias_reg
+    bias_reg = bias_reg_of(best)
     return "; ".join(problem for problem, wrong in (
         (f"chosen by {published.selection_metric}, this run selects by {options.metric}",
          published.selection_metric != options.metric),
@@ -147,6 +147,11 @@ def _outside_this_grid(published: RunMetrics, options: TuningOptions, feedback: 
          round(best.popularity_weight, 6) not in weights),
         (f"bias reg {bias_reg:g} is not in --bias-reg", feedback.has_ratings and bias_reg not in bias_regs),
     ) if wrong)
+
+
+def bias_reg_of(best: BestParams) -> float:
+    """The biases' shrinkage the parameters were chosen with (runs from before it was tuned: 10)."""
+    return LEGACY_BIAS_REG if best.bias_reg is None else best.bias_reg
 
 
 def _tune(reason: str, ratings: int | None = None) -> Decision:

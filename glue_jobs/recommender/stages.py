@@ -284,7 +284,7 @@ def tune(spark: SparkSession, splits: Splits, inputs: Inputs, previous: reuse.Pr
                                  splits.local), decision.origin)
     best = decision.params
     chosen = tuning.Candidate(best.rank, best.reg_param, tune_opts.metric, math.nan)  # not measured here
-    bias_reg = reuse.LEGACY_BIAS_REG if best.bias_reg is None else best.bias_reg
+    bias_reg = reuse.bias_reg_of(best)
     baseline = previous.metrics.baselines.bias_reg if previous.metrics is not None else None
     return Tuned(tuning.TuningResult(chosen, [], best.popularity_weight, [], bias_reg,
                                      bias_reg if baseline is None else baseline), decision.origin)
@@ -575,7 +575,9 @@ def similar_artists(spark: SparkSession, fitted: Fitted, inputs: Inputs, options
         extra = [c.ARTIST_NAME, c.SIMILAR_ARTIST_NAME]
     # Sorted once and cached in that order: both file formats and the sinks read this copy.
     lists = lists.select(*c.SIMILAR_ARTIST_COLUMNS, *extra).orderBy(c.ARTIST_ID, c.RANK).cache()
-    count, artists = lists.count(), lists.filter(F.col(c.RANK) == 1).count()
+    row = lists.agg(F.count(F.lit(1)), F.count(F.when(F.col(c.RANK) == 1, 1))).first()  # one pass, fills the cache
+    assert row is not None  # an aggregation without grouping always yields one row
+    count, artists = int(row[0]), int(row[1])
     log.info("listed %s similar artists for %s artists (at most %d each, artists with at least %d ratings)",
              f"{count:,}", f"{artists:,}", options.similar_n, options.min_artist_ratings)
     return SimilarArtists(lists, count, artists)
