@@ -69,20 +69,15 @@ def parse_k(query: Mapping[str, str] | None, top_n: int) -> int:
     return int(raw)
 
 
-def list_entry(rec: dict[str, Any]) -> dict[str, Any]:
-    """One recommendation as the API answers it: every c.LIST_ENTRY_COLUMNS field, in that order,
-    then the artist's name when the item has one. `score` is the ranking score (higher is better,
-    never higher further down the list); `predicted_rating` is null where the item has none
-    (implicit feedback, or an item written before the field existed)."""
-    entry = {name: rec.get(name) for name in c.LIST_ENTRY_COLUMNS}
-    return {**entry, **{k: v for k, v in rec.items() if k not in entry}}
+def api_entry(entry: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """One list entry as the API answers it: every contract column, in that order (null where the
+    item has none), then the rest (the artist's name when the run has names).
 
-
-def similar_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    """One similar artist as the API answers it: c.SIMILAR_ENTRY_COLUMNS in that order (artist_id
-    is the similar artist's; similarity the cosine of the two artists' factors), then its name
-    when the run has names."""
-    ordered = {name: entry.get(name) for name in c.SIMILAR_ENTRY_COLUMNS}
+    Recommendations (c.LIST_ENTRY_COLUMNS): `score` is the ranking score (higher is better, never
+    higher further down the list); `predicted_rating` is null for implicit feedback and for items
+    written before the field existed. Similar artists (c.SIMILAR_ENTRY_COLUMNS): `artist_id` is the
+    similar artist's, `similarity` the cosine of the two artists' factors."""
+    ordered = {name: entry.get(name) for name in columns}
     return {**ordered, **{k: v for k, v in entry.items() if k not in ordered}}
 
 
@@ -127,7 +122,7 @@ class RecommendationStore:
             if item is None:
                 raise Unavailable(f"run {pointer.run_id} has no fallback list")
         assert item is not None
-        recs = [list_entry(rec) for rec in c.plain_value(item[c.DDB_RECOMMENDATIONS])[:k]]
+        recs = [api_entry(rec, c.LIST_ENTRY_COLUMNS) for rec in c.plain_value(item[c.DDB_RECOMMENDATIONS])[:k]]
         return {c.USER_ID: user_id, "run_id": pointer.run_id, c.DDB_GENERATED_AT: item[c.DDB_GENERATED_AT]["S"],
                 "fallback": fallback, "k": k, c.DDB_RECOMMENDATIONS: recs}
 
@@ -145,7 +140,7 @@ class RecommendationStore:
         own = {c.ARTIST_NAME: item[c.ARTIST_NAME]["S"]} if c.ARTIST_NAME in item else {}
         return {c.ARTIST_ID: artist_id, **own, "run_id": pointer.run_id,
                 c.DDB_GENERATED_AT: item[c.DDB_GENERATED_AT]["S"], "k": k,
-                "similar": [similar_entry(e) for e in entries[:k]]}
+                "similar": [api_entry(e, c.SIMILAR_ENTRY_COLUMNS) for e in entries[:k]]}
 
     def active_run(self) -> dict[str, Any]:
         return self.pointer().as_status()

@@ -255,10 +255,6 @@ def swap_back(engine: Engine) -> None:
                 [pair for t in SWAPPED for pair in ((t.live, t.staging), (t.previous, t.live))])
 
 
-def staging_table() -> sa.Table:
-    return RECS.staging_table()
-
-
 def insert_staging(engine: Engine, run_id: str, rows: Iterable[dict[str, Any]], *, batch_size: int = 5000,
                    after_batch: Callable[[int], None] | None = None, table: SwappedTable = RECS) -> int:
     """Appends rows to a staging table in batches; safe to call from several processes at once
@@ -433,7 +429,6 @@ class AuroraSink:
     def __init__(self, settings: AuroraSettings, runs_root: str | None) -> None:
         self.settings, self.runs_root = settings, runs_root
         self.engine = settings.engine()
-        self.similar_staged: dict[str, int] = {}  # run id -> similar-artists rows staged, checked at the swap
 
     def check(self) -> None:
         check_connection(self.engine)
@@ -456,12 +451,12 @@ class AuroraSink:
                            metrics=run.metrics.as_dict(), artists=run.artists, batch_size=self.settings.batch_size,
                            similar=() if run.similar is None else load_similar,
                            similar_expected=run.metrics.counts.similar_artists)  # the job's count, not the loader's
-        self.similar_staged[run.run_id] = staged.similar_rows
         return {"aurora_rows": staged.rows, "aurora_similar_rows": staged.similar_rows}
 
     def activate(self, run: RunToPublish) -> None:
+        # Staging checked the similar-artists table against the same count: the swap checks it again.
         activate_run(self.engine, run.run_id, run.metrics.counts.recommendations,
-                     similar_expected=self.similar_staged.get(run.run_id, 0))
+                     similar_expected=run.metrics.counts.similar_artists if run.similar is not None else 0)
 
     def abandon(self, run: RunToPublish, reason: str) -> None:
         if live_run_id(self.engine) == run.run_id:  # re-published while serving: it still serves
