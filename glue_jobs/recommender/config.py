@@ -463,13 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     groups = {name: parser.add_argument_group(name, text) for name, text in _GROUP_HELP.items()}
     for o in OPTIONS:
         groups[o.group].add_argument(f"--{o.flag}", dest=o.field, metavar=o.flag.upper().replace("-", "_"),
-                                     required=o.required, help=_help(o), **_switch(o, "true"))
+                                     required=o.required, help=_help(o), **_switch(o))
     return parser
 
 
-def _switch(option: Option, given_alone: Any) -> dict[str, Any]:
-    """argparse settings that let a boolean option stand alone (`--allow-shrink`) or take a value."""
-    return {"nargs": "?", "const": given_alone} if option.switch else {}
+def _switch(option: Option) -> dict[str, Any]:
+    """argparse settings that let a boolean option stand alone (`--allow-shrink`, read as "true") or
+    take a value."""
+    return {"nargs": "?", "const": "true"} if option.switch else {}
 
 
 def parse_args(argv: Sequence[str]) -> JobConfig:
@@ -505,7 +506,7 @@ def add_options(parser: argparse.ArgumentParser, names: Iterable[str], *, requir
 
         parser.add_argument(f"--{name}", dest=option.field, metavar=name.upper().replace("-", "_"), type=typed,
                             default=option.default, required=name in must, help=_help(option),
-                            **_switch(option, "true"))
+                            **_switch(option))
 
 
 def sink_options(ns: argparse.Namespace) -> SinkOptions:

@@ -74,7 +74,7 @@ def prepare(ratings: Ratings, bias_reg: float) -> Prepared:
 class _Chunk:
     dst: np.ndarray  # the rows solved together, similar rating counts
     src: np.ndarray  # dst x width: the other side's index per rating, n_src (a zero row) as padding
-    values: np.ndarray  # dst x width, 0 as padding
+    values: np.ndarray  # dst x width, 0 as padding; FLOAT, as solve_side uses them
     counts: np.ndarray  # ratings per dst row
 
 
@@ -105,7 +105,7 @@ def side_layout(dst: np.ndarray, src: np.ndarray, values: np.ndarray, n_dst: int
         real = np.arange(width)[None, :] < counts[rows][:, None]
         pos = np.where(real, pos, 0)
         chunks.append(_Chunk(rows, np.where(real, src_sorted[pos], n_src).astype(np.int32),
-                             np.where(real, val_sorted[pos], 0.0), counts[rows].astype(np.float64)))
+                             np.where(real, val_sorted[pos], 0.0).astype(FLOAT), counts[rows].astype(np.float64)))
         i = j
     return SideLayout(n_dst, n_src, tuple(chunks))
 
@@ -143,7 +143,7 @@ def solve_side(side: SideLayout, src_factors: np.ndarray, reg_param: float) -> n
         for s in range(0, chunk.dst.size, step):
             gathered = padded[chunk.src[s:s + step]]  # rows x width x rank
             lam = (reg_param * chunk.counts[s:s + step])[:, None, None].astype(FLOAT)
-            values = chunk.values[s:s + step].astype(FLOAT)
+            values = chunk.values[s:s + step]
             if width < rank:
                 # Fewer ratings than factors: the same solution from the smaller system
                 # x = Y^T (Y Y^T + lam I)^-1 r (padding rows are zero, so they solve to zero).

@@ -143,31 +143,29 @@ def tune_bias_reg(data: TuningData, folds: list[LocalFold], grid: list[Candidate
     best = choose(grid)
     params = (best.rank, best.reg_param)
     first = values[0]
-    # (value, candidate, its folds, its first-fold factors) for the grid's best and for biases alone
-    tried = [(first, best, folds, first_fold[params])]
+    # (value, candidate, its first-fold factors) for the grid's best and for biases alone
+    tried = [(first, best, first_fold[params])]
     if params != BIAS_ONLY:
         bias_first = next(g for g in grid if (g.rank, g.reg_param) == BIAS_ONLY)
-        tried.append((first, bias_first, folds, first_fold[BIAS_ONLY]))
+        tried.append((first, bias_first, first_fold[BIAS_ONLY]))
     folds_at = {first: folds}
     for value in values[1:]:
         start = time.perf_counter()
         folds_at[value] = other = local_folds(data, model, tuning, value)
         cand, factors = _evaluate_candidate(other, params, model, tuning)
-        tried.append((value, cand, other, factors))
+        tried.append((value, cand, factors))
         if params != BIAS_ONLY:
-            alone, no_factors = _evaluate_candidate(other, BIAS_ONLY, model, tuning)
-            tried.append((value, alone, other, no_factors))
+            tried.append((value, *_evaluate_candidate(other, BIAS_ONLY, model, tuning)))
         log.info("bias reg %g: rank=%d reg=%g %s=%.4g in %.1f s", value, cand.rank, cand.reg_param, cand.metric,
                  cand.value, time.perf_counter() - start)
-    chosen_value, cand, chosen_folds, factors = min(
-        tried, key=lambda t: (_sort_key(t[1]), t[1].rank, values.index(t[0])))
+    chosen_value, cand, factors = min(tried, key=lambda t: (_sort_key(t[1]), t[1].rank, values.index(t[0])))
     biases_alone = {value: _bias_only_rmse(fs, model, tuning) for value, fs in folds_at.items()}
     baseline = min(values, key=lambda v: (biases_alone[v] if not math.isnan(biases_alone[v]) else math.inf,
                                           values.index(v)))
-    model_at = {v: c for v, c, _, _ in tried if (c.rank, c.reg_param) == params}
+    model_at = {v: c for v, c, _ in tried if (c.rank, c.reg_param) == params}
     curve = [{"bias_reg": v, best.metric: round(model_at[v].value, 6), "bias_only_rmse": round(biases_alone[v], 6)}
              for v in values] if len(values) > 1 else []
-    return BiasShrinkage(cand, chosen_value, baseline, chosen_folds, factors, curve)
+    return BiasShrinkage(cand, chosen_value, baseline, folds_at[chosen_value], factors, curve)
 
 
 def _bias_only_rmse(folds: list[LocalFold], model: ModelOptions, tuning: TuningOptions) -> float:
