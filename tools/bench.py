@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from glue_jobs import contracts as c  # noqa: E402
-from glue_jobs import datagen  # noqa: E402
 from glue_jobs.recommender.metrics import RunMetrics  # noqa: E402
 from glue_jobs.recommender.publish import files  # noqa: E402
 from tools import bench_quality  # noqa: E402
@@ -84,11 +83,8 @@ def run_job(args: list[str]) -> tuple[float, float, int]:
 
 
 def sample_file(work: Path, size: int) -> Path:
-    data_file = work / "data" / f"ratings-{size}.tsv"
-    if not data_file.exists():
-        data = datagen.generate(size, seed=42)
-        datagen.write_r1(data_file, datagen.r1_lines(data, 42))
-    return data_file
+    """The generated R1 file of this size, shared with the quality table's R1 rows."""
+    return bench_quality.shape_file(work, "r1", size)
 
 
 # The notebook's grid as the issue compares it: ranks 10 and 50 (its 100 and 150 would take an hour

@@ -65,10 +65,11 @@ def test_a_job_that_stopped_without_metrics_says_so() -> None:
 
 
 def test_listening_runs_with_feedback_auto_only_where_the_job_takes_it() -> None:
-    assert bench_quality.job_accepts_feedback("implicit")
-    assert not bench_quality.job_accepts_feedback("plays")
-    assert bench_quality.job_accepts_feedback("auto")
+    from glue_jobs.recommender.config import Feedback, parse_args
+
     assert bench_quality.job_options("listening") == ["--feedback", "auto"]
+    job = parse_args(["--input", "x.tsv", "--output", "out", *bench_quality.job_options("listening")])
+    assert job.model.feedback is Feedback.AUTO  # what the bench passes, the job takes
     assert bench_quality.job_options("stars") == bench_quality.job_options("r1") == []
 
 
