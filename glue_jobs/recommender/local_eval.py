@@ -90,8 +90,40 @@ def top_k(ranking: np.ndarray, k: int) -> np.ndarray:
     return lowest_k(-ranking, k)
 
 
+PREFILTER_STRIDE = 16  # lowest_k's sample: every 16th column
+
+
 def lowest_k(cost: np.ndarray, k: int) -> np.ndarray:
-    """top_k of -cost (so +inf is masked); works on `cost` as given, without a copy."""
+    """top_k of -cost (so +inf is masked); works on `cost` as given, without a copy.
+
+    Wide rows go through a prefilter: the k-th lowest of every PREFILTER_STRIDE-th column bounds
+    each row's k-th lowest from above, so the cells at or under that bound hold the row's exact
+    k lowest, ties included (about k x stride of them). Selecting among those instead of the whole
+    row halved the validation curve at 1M ratings (6 weights, 11k users x 10k artists; 14.3 s against
+    7.6 s, medians of 3 interleaved runs on a busy machine): argpartition over every cell was 80% of it."""
+    n, m = cost.shape
+    if k and m >= 4 * k * PREFILTER_STRIDE and n:
+        bound = np.partition(cost[:, ::PREFILTER_STRIDE], k - 1, axis=1)[:, k - 1]
+        exact = np.isfinite(bound)  # rows with fewer than k unmasked sampled cells: the whole row
+        rows, cols = np.nonzero(cost <= np.where(exact, bound, np.nan)[:, None])
+        counts = np.bincount(rows, minlength=n)
+        width = int(counts.max())
+        if 0 < width <= m // 4:
+            # the candidates of each row, in column order, padded with masked cells
+            slot = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+            narrow = np.full((n, width), np.inf, dtype=cost.dtype)
+            narrow[rows, slot] = cost[rows, cols]
+            where = np.full((n, width), -1)
+            where[rows, slot] = cols
+            chosen = _lowest_k_full(narrow, k)
+            out = np.where(chosen >= 0, np.take_along_axis(where, np.maximum(chosen, 0), 1), -1)
+            if not exact.all():
+                out[~exact] = _lowest_k_full(cost[~exact], k)
+            return out
+    return _lowest_k_full(cost, k)
+
+
+def _lowest_k_full(cost: np.ndarray, k: int) -> np.ndarray:
     m = cost.shape[1]
     take = min(k, m)
     if take == 0:

@@ -83,6 +83,27 @@ def test_top_k_breaks_ties_by_lower_column_and_skips_masked_items() -> None:
     assert local_eval.top_k(ranking, 4).tolist() == [[1, 2, 4, 3], [1, -1, -1, -1]]
 
 
+def test_lowest_k_on_wide_rows_equals_a_full_sort_with_ties_and_masks() -> None:
+    # Wide enough for the sampled-bound prefilter; integer costs make ties at the k-th value
+    # common, masked cells (+inf) leave some rows short of k and some sampled columns empty.
+    rng = np.random.default_rng(11)
+    for k, width in [(10, 700), (3, 400), (10, 2000)]:
+        cost = np.round(rng.standard_normal((40, width)) * 3)
+        cost[rng.random(cost.shape) < 0.3] = np.inf
+        cost[0, :] = np.inf
+        cost[1, ::local_eval.PREFILTER_STRIDE] = np.inf  # its sample is all masked: the whole row
+        cost[2, :] = np.inf
+        cost[2, [5, 600 % width]] = [1.0, 1.0]  # two unmasked cells, tied
+        cost[3, :] = 2.0  # every cell tied with the sampled bound: the lowest columns win
+        cost[3, -1] = 1.0
+        expected = []
+        for row in cost:
+            finite = np.flatnonzero(np.isfinite(row))
+            best = finite[np.lexsort((finite, row[finite]))][:k]
+            expected.append(np.pad(best, (0, k - best.size), constant_values=-1).tolist())
+        assert local_eval.lowest_k(cost, k).tolist() == expected
+
+
 def test_ndcg_uses_binary_relevance_and_the_ideal_over_min_relevant_k() -> None:
     # Two items per user; user 0 likes item 1 (ranked second), user 1 likes both but rated item 0.
     prepared = local_als.Prepared(0.0, np.zeros(2), np.array([1.0, 0.0]), 1.0,
