@@ -169,6 +169,9 @@ OPTIONS: tuple[Option, ...] = (
            "one (their factors say little)", **_AT_LEAST_1),
     Option("ranks", "tuning", "ranks", _integers, (10, 20, 50), "ALS ranks to try",
            valid=lambda v: bool(v) and min(v) >= 1, problem="{flag} must be positive integers, got {v}"),
+    Option("all-ranks", "tuning", "all_ranks", _boolean, False,
+           "explicit feedback: fit every rank of --ranks; by default a rank is tried only while the rank "
+           "before it beat its own predecessor on validation (the two smallest always)"),
     Option("reg-params", "tuning", "reg_params", _numbers, (0.05, 0.1, 0.2), "ALS regParam values to try",
            valid=lambda v: bool(v) and min(v) >= 0, problem="{flag} must be non-negative, got {v}"),
     Option("folds", "tuning", "folds", _integer, 0,
@@ -311,6 +314,7 @@ BIAS_ONLY = (0, 0.0)  # rank, regParam of the model without factors: a candidate
 @dataclass(frozen=True)
 class TuningOptions(_Checked):
     ranks: tuple[int, ...] = _DEFAULTS["ranks"]
+    all_ranks: bool = _DEFAULTS["all_ranks"]
     reg_params: tuple[float, ...] = _DEFAULTS["reg_params"]
     folds: int = _DEFAULTS["folds"]
     metric: str = _DEFAULTS["metric"]

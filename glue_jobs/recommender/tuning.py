@@ -176,19 +176,38 @@ def _bias_only_rmse(folds: list[LocalFold], model: ModelOptions, tuning: TuningO
 
 def _fit_grid(folds: list[LocalFold], model: ModelOptions, tuning: TuningOptions
               ) -> tuple[list[Candidate], dict[tuple[int, float], local_als.Factors]]:
-    """Every candidate, `--parallelism` at a time, logged as each finishes; with its first-fold factors."""
+    """The candidates, `--parallelism` at a time, logged as each finishes; with their first-fold
+    factors. Ranks go in increasing order: the bias-only model and the two smallest ranks first,
+    then each larger rank only while the rank before it beat its own predecessor (unless
+    `--all-ranks`). A larger rank costs far more (on 1M generated R1 ratings a rank-50 candidate
+    took 5.8 s, rank 10 0.87 s) and rarely wins once a smaller one stopped helping: there the best
+    validation RMSE was 12.37 at rank 10, 13.07 at 20 and 13.75 at 50."""
     grid = explicit_grid(tuning)
+    ranks = sorted({rank for rank, _ in grid if rank})
     results: dict[tuple[int, float], Candidate] = {}
     first_fold: dict[tuple[int, float], local_als.Factors] = {}
+
+    def best_at(rank: int) -> Candidate:
+        return choose([cand for (r, _), cand in results.items() if r == rank])
+
     with ThreadPoolExecutor(max_workers=tuning.parallelism) as pool:
-        futures = {pool.submit(_evaluate_candidate, folds, params, model, tuning): params for params in grid}
-        for done, future in enumerate(as_completed(futures), start=1):
-            params = futures[future]
-            cand, first_fold[params] = future.result()
-            results[params] = cand
-            log.info("candidate %d/%d rank=%d reg=%g %s=%.4g in %.1f s", done, len(grid), cand.rank,
-                     cand.reg_param, cand.metric, cand.value, cand.seconds)
-    return [results[params] for params in grid], first_fold
+        for step, rank_batch in enumerate([[0, *ranks[:2]], *([r] for r in ranks[2:])]):
+            if step and not tuning.all_ranks:
+                before, last = ranks[step - 1], ranks[step]
+                if _sort_key(best_at(last)) >= _sort_key(best_at(before)):
+                    log.info("ranks %s not tried: rank %d's best %s (%.4g) did not beat rank %d's (%.4g)"
+                             " (--all-ranks tries every rank)", ",".join(map(str, ranks[step + 1:])), last,
+                             tuning.metric, best_at(last).value, before, best_at(before).value)
+                    break
+            todo = [params for params in grid if params[0] in rank_batch]
+            futures = {pool.submit(_evaluate_candidate, folds, params, model, tuning): params for params in todo}
+            for future in as_completed(futures):
+                params = futures[future]
+                cand, first_fold[params] = future.result()
+                results[params] = cand
+                log.info("candidate %d/%d rank=%d reg=%g %s=%.4g in %.1f s", len(results), len(grid), cand.rank,
+                         cand.reg_param, cand.metric, cand.value, cand.seconds)
+    return [results[params] for params in grid if params in results], first_fold
 
 
 def explicit_grid(tuning: TuningOptions) -> list[tuple[int, float]]:
