@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -81,14 +82,11 @@ def read_inputs(spark: SparkSession, options: InputOptions, gates: GateOptions) 
     # and the two halves of the ratings, then let the classification go: one copy of the
     # ratings in memory, not three.
     quarantine = ingested.quarantine.cache()
-    counts = {reason: 0 for reason in c.QUARANTINE_REASONS}
-    for row in quarantine.groupBy(c.QUARANTINE_REASON).count().collect():
-        counts[row[c.QUARANTINE_REASON]] = int(row["count"])
     blocked = (ingested.ratings.filter(F.col(c.RATING) == c.NEVER_PLAY_AGAIN)
                .select(c.USER_ID, c.ARTIST_ID).cache())
     learn = ingested.ratings.filter(F.col(c.RATING) != c.NEVER_PLAY_AGAIN).cache()
     try:
-        return _validated(spark, options, gates, ingested, quarantine, counts, blocked, learn)
+        return _validated(spark, options, gates, ingested, quarantine, blocked, learn)
     except Exception:
         for df in (quarantine, blocked, learn):  # the gates stopped the run: nothing holds these
             df.unpersist()
@@ -96,10 +94,10 @@ def read_inputs(spark: SparkSession, options: InputOptions, gates: GateOptions) 
 
 
 def _validated(spark: SparkSession, options: InputOptions, gates: GateOptions, ingested: Ingested,
-               quarantine: DataFrame, counts: dict[str, int], blocked: DataFrame, learn: DataFrame) -> Inputs:
-    n_learn, n_users, n_artists, histogram = learnable_figures(learn)  # fills learn's cache, as a count did
-    n_kept = n_learn + blocked.count()
-    ingested.release()
+               quarantine: DataFrame, blocked: DataFrame, learn: DataFrame) -> Inputs:
+    counts, n_blocked, (n_learn, n_users, n_artists, histogram) = input_figures(quarantine, blocked, learn)
+    n_kept = n_learn + n_blocked
+    ingested.release()  # input_figures filled the three caches: the classification is no longer read
     changes = ingested.dms_changes
     total = sum(counts.values()) + (sum(changes.values()) if changes is not None else n_kept)
     check_quarantine(counts, total, options.inputs, gates.max_quarantine_share)
@@ -122,15 +120,38 @@ def rating_bucket_column() -> Column:
     return F.least(F.floor(F.col(c.RATING) / RATING_BUCKET_WIDTH), F.lit(len(RATING_BUCKETS) - 1))
 
 
-def learnable_figures(learn: DataFrame) -> tuple[int, int, int, tuple[int, ...]]:
-    """Ratings, users, artists and the rating histogram (RATING_BUCKETS) of the learnable ratings, in
-    one aggregation: one Spark job, where the stage used to count alone. The input profile's shares
-    of 255 and of the quarantine come from counts the stage has anyway."""
-    bucket = rating_bucket_column()
-    row = learn.agg(F.count(F.lit(1)), F.countDistinct(c.USER_ID), F.countDistinct(c.ARTIST_ID),
-                    *(F.count(F.when(bucket == i, 1)) for i in range(len(RATING_BUCKETS)))).first()
+LearnableFigures = tuple[int, int, int, tuple[int, ...]]  # ratings, users, artists, histogram
+
+
+def input_figures(quarantine: DataFrame, blocked: DataFrame,
+                  learn: DataFrame) -> tuple[dict[str, int], int, LearnableFigures]:
+    """The quarantine's rows by reason, the 255 pairs, and the ratings, users, artists and rating
+    histogram (RATING_BUCKETS) of the learnable ratings, in one aggregation over the union of the
+    three (each part tagged): one query, which fills the three caches as it reads them. A grouped
+    count of the quarantine, a count of the 255 pairs and an aggregation of the ratings took 12
+    Spark jobs on 100k ratings; this takes 8, three of them side by side. The input profile's
+    shares of 255 and of the quarantine come from these counts."""
+    part, null = "_part", F.lit(None)
+    rows = (quarantine.select(F.lit(0).alias(part), c.QUARANTINE_REASON, null.cast("int").alias(c.USER_ID),
+                              null.cast("int").alias(c.ARTIST_ID), null.cast("int").alias(c.RATING))
+            .unionByName(blocked.select(F.lit(1).alias(part), null.cast("string").alias(c.QUARANTINE_REASON),
+                                        c.USER_ID, c.ARTIST_ID, null.cast("int").alias(c.RATING)))
+            .unionByName(learn.select(F.lit(2).alias(part), null.cast("string").alias(c.QUARANTINE_REASON),
+                                      c.USER_ID, c.ARTIST_ID, c.RATING)))
+    learnable, bucket = F.col(part) == 2, rating_bucket_column()
+    reasons = sorted(set(c.QUARANTINE_REASONS))
+    row = rows.agg(*(F.count(F.when(F.col(c.QUARANTINE_REASON) == reason, 1)) for reason in reasons),
+                   F.count(F.when(F.col(part) == 0, 1)), F.count(F.when(F.col(part) == 1, 1)),
+                   F.count(F.when(learnable, 1)), F.countDistinct(F.when(learnable, F.col(c.USER_ID))),
+                   F.countDistinct(F.when(learnable, F.col(c.ARTIST_ID))),
+                   *(F.count(F.when(learnable & (bucket == i), 1)) for i in range(len(RATING_BUCKETS)))).first()
     assert row is not None  # an aggregation without grouping always yields one row
-    return int(row[0]), int(row[1]), int(row[2]), tuple(int(n) for n in row[3:])
+    figures = [int(n) for n in row]
+    counts = {reason: 0 for reason in c.QUARANTINE_REASONS} | dict(zip(reasons, figures))
+    n_quarantined, n_blocked, n_learn, n_users, n_artists = figures[len(reasons):len(reasons) + 5]
+    if n_quarantined != sum(counts.values()):  # a reason the job does not know: count it all the same
+        counts |= {str(r[0]): int(r[1]) for r in quarantine.groupBy(c.QUARANTINE_REASON).count().collect()}
+    return counts, n_blocked, (n_learn, n_users, n_artists, tuple(figures[len(reasons) + 5:]))
 
 
 SCALED_USERS_SHARE = 0.9  # --feedback auto: implicit when at least this share of users' ratings span 0..100
@@ -200,22 +221,34 @@ class Splits(Held):
 
 def split(inputs: Inputs, options: TuningOptions, seed: int, feedback: Feedback) -> Splits:
     train, valid, test = (df.cache() for df in split_by_pair(inputs.learn, options, seed))
-    sizes = (train.count(), valid.count(), test.count())
-    log.info("split: %s train, %s validation, %s test", *(f"{n:,}" for n in sizes))
+    local = None
     try:
-        check_enough_data(train, test, sizes)
+        if local_model.eligible(feedback, inputs.ratings, options.sample_ratings):
+            # The collect fills the three caches; the sizes and the checks come from its arrays (on
+            # 100k ratings the stage runs 7 Spark jobs, where counts, checks and collect took 19).
+            local = local_model.collect(train, valid, test, inputs.blocked)
+            sizes = local_split_sizes(local)
+            log.info("split: %s train, %s validation, %s test", *(f"{n:,}" for n in sizes))
+            check_enough_local(local, sizes)
+            log.info("collected %s ratings of %s users to fit and evaluate on the driver",
+                     f"{local.ratings.values.size:,}", f"{local.user_ids.size:,}")
+        else:
+            sizes = (train.count(), valid.count(), test.count())
+            log.info("split: %s train, %s validation, %s test", *(f"{n:,}" for n in sizes))
+            check_enough_data(train, test, sizes)
     except JobFailed:
         for df in (train, valid, test):
             df.unpersist()
         raise
     # From here on the three splits are the cached copy of the learnable ratings.
     inputs.learn.unpersist()
-    local = None
-    if local_model.eligible(feedback, inputs.ratings, options.sample_ratings):
-        local = local_model.collect(train, valid, test, inputs.blocked)
-        log.info("collected %s ratings of %s users to fit and evaluate on the driver",
-                 f"{local.ratings.values.size:,}", f"{local.user_ids.size:,}")
     return Splits(train, valid, test, sizes, local)
+
+
+def local_split_sizes(local: local_model.LocalData) -> tuple[int, int, int]:
+    """Train, validation and test sizes of the collected ratings (what three counts would say)."""
+    train, valid, test = (int(n) for n in np.bincount(local.split_of, minlength=3)[:3])
+    return train, valid, test
 
 
 SPLIT_BUCKETS = 1_000_000
@@ -238,15 +271,36 @@ def check_enough_data(train: DataFrame, test: DataFrame, sizes: tuple[int, int, 
     """What tuning, the model and the test metrics need, checked before any of them runs: ratings
     in every split, ratings of 2 users and of 2 artists in train, and a test user who also has
     ratings in train (else no test metric is defined). JobFailed naming what is missing."""
+    def ids() -> tuple[int, int, int, int]:
+        row = train.agg(F.min(c.USER_ID), F.max(c.USER_ID), F.min(c.ARTIST_ID), F.max(c.ARTIST_ID)).first()
+        assert row is not None
+        return row[0], row[1], row[2], row[3]
+
+    _require_enough_data(sizes, ids, lambda: _test_user_in_train(train, test, sizes[2]))
+
+
+def check_enough_local(data: local_model.LocalData, sizes: tuple[int, int, int]) -> None:
+    """check_enough_data on the collected arrays: no Spark job."""
+    train, test = data.part(local_model.TRAIN), data.part(local_model.TEST)
+
+    def ids() -> tuple[int, int, int, int]:
+        return int(train.users.min()), int(train.users.max()), int(train.items.min()), int(train.items.max())
+
+    _require_enough_data(sizes, ids, lambda: bool(np.isin(test.users, train.users).any()))
+
+
+def _require_enough_data(sizes: tuple[int, int, int], ids: Callable[[], tuple[int, int, int, int]],
+                         test_user_in_train: Callable[[], bool]) -> None:
+    """check_enough_data's verdict from the split sizes, train's lowest and highest user and artist
+    (`ids`) and whether a test user has ratings in train; both asked only when needed."""
     n_train, n_valid, n_test = sizes
     empty = [name for name, n in zip(("train", "validation", "test"), sizes) if n == 0]
     missing = [f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty"] if empty else []
     if n_train:
-        ids = train.agg(F.min(c.USER_ID), F.max(c.USER_ID), F.min(c.ARTIST_ID), F.max(c.ARTIST_ID)).first()
-        assert ids is not None
+        lo_user, hi_user, lo_artist, hi_artist = ids()
         missing += [f"train holds the ratings of only one {what}"
-                    for what, lo, hi in (("user", ids[0], ids[1]), ("artist", ids[2], ids[3])) if lo == hi]
-        if n_test and not _test_user_in_train(train, test, n_test):
+                    for what, lo, hi in (("user", lo_user, hi_user), ("artist", lo_artist, hi_artist)) if lo == hi]
+        if n_test and not test_user_in_train():
             missing.append("no test user has ratings in train")
     if missing:
         raise JobFailed(
