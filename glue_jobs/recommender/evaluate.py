@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 from pyspark.ml.evaluation import RankingEvaluator
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender import model
+from glue_jobs.recommender import model, recommend
 from glue_jobs.recommender.config import Feedback
 
 RANKING_METRICS = {
@@ -20,12 +23,19 @@ RANKING_METRICS = {
 
 def rating_errors(df: DataFrame, prediction: Column, label: str = c.RATING) -> dict[str, float]:
     """RMSE and MAE of `prediction` against `label` (one pass)."""
-    err = prediction - F.col(label)
-    row = df.agg(F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae"),
-                 F.count("*").alias("n")).collect()[0]
+    return errors_of(df, {"": prediction}, label)[""]
+
+
+def errors_of(df: DataFrame, predictions: dict[str, Column], label: str = c.RATING) -> dict[str, dict[str, float]]:
+    """RMSE and MAE of each of several predictions of the same rows, all in one pass over them."""
+    aggs = [F.count("*").alias("n")]
+    for i, prediction in enumerate(predictions.values()):
+        err = prediction - F.col(label)
+        aggs += [F.sqrt(F.avg(err * err)).alias(f"rmse{i}"), F.avg(F.abs(err)).alias(f"mae{i}")]
+    row = df.agg(*aggs).collect()[0]
     if not row["n"]:
-        return {"rmse": float("nan"), "mae": float("nan")}
-    return {"rmse": float(row["rmse"]), "mae": float(row["mae"])}
+        return {name: {"rmse": float("nan"), "mae": float("nan")} for name in predictions}
+    return {name: {"rmse": float(row[f"rmse{i}"]), "mae": float(row[f"mae{i}"])} for i, name in enumerate(predictions)}
 
 
 def prediction_errors(fitted: model.RecommenderModel, rated: DataFrame) -> dict[str, float]:
@@ -76,6 +86,31 @@ def popularity(train: DataFrame, feedback: Feedback, threshold: float) -> DataFr
     return (train.groupBy(c.ARTIST_ID)
             .agg((F.sum(liked) + F.count("*") * 1e-6).alias("popularity"),
                  F.count("*").alias("n_ratings")))
+
+
+def popular_top_k(spark: SparkSession, popularity: DataFrame, user_ids: DataFrame, exclude: DataFrame,
+                  k: int) -> DataFrame:
+    """The popularity baseline's lists (the most popular artists each user has not rated, ties by
+    artist id; score: the popularity, no predicted rating) without scoring every artist for every
+    user: the ranking is the same for all, so each user walks it until k artists they have not
+    rated, about k + the rated ones among the first steps instead of a selection among all."""
+    ranked = popularity.orderBy(F.desc("popularity"), c.ARTIST_ID).select(c.ARTIST_ID, "popularity").collect()
+    order = spark.sparkContext.broadcast(([int(r[0]) for r in ranked], [round(float(r[1]), 4) for r in ranked]))
+    seen = exclude.groupBy(c.USER_ID).agg(F.collect_list(c.ARTIST_ID).alias("seen"))
+    users = user_ids.select(c.USER_ID).distinct().join(seen, c.USER_ID, "left")
+
+    def walk(part: Iterable[Any]) -> Iterator[recommend.Row]:
+        ids, scores = order.value
+        for row in part:
+            rated, rank = set(row["seen"] or ()), 0
+            for artist, score in zip(ids, scores):
+                if rank == k:
+                    break
+                if artist not in rated:
+                    rank += 1
+                    yield int(row[c.USER_ID]), rank, artist, score, None
+
+    return spark.createDataFrame(users.rdd.mapPartitions(walk), recommend.RECOMMENDATION_SCHEMA)
 
 
 def catalog_coverage(recommendations: DataFrame, catalog_size: int) -> float:

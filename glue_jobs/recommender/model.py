@@ -60,12 +60,14 @@ class Biases:
 
 
 def fit_biases(ratings: DataFrame, reg: float) -> Biases:
-    """Alternating sweeps of b_i = sum(r - mu - b_u) / (reg + n_i), then b_u likewise."""
+    """Alternating sweeps of b_i = sum(r - mu - b_u) / (reg + n_i), then b_u likewise. The first
+    sweep starts from b_u = 0 and so joins nothing (it joined every rating to a zero per user)."""
     mu = float(ratings.agg(F.avg(c.RATING)).collect()[0][0])
-    users = ratings.select(c.USER_ID).distinct().withColumn(BIAS, F.lit(0.0))
+    users: DataFrame | None = None
     items = None
     for _ in range(BIAS_SWEEPS):
-        items = (ratings.join(users, c.USER_ID)
+        rated = ratings.withColumn(BIAS, F.lit(0.0)) if users is None else ratings.join(users, c.USER_ID)
+        items = (rated
                  .groupBy(c.ARTIST_ID)
                  .agg((F.sum(F.col(c.RATING) - mu - F.col(BIAS)) / (F.count("*") + reg)).alias(BIAS)))
         items = items.localCheckpoint()  # keeps the lineage short across sweeps
@@ -73,7 +75,7 @@ def fit_biases(ratings: DataFrame, reg: float) -> Biases:
                  .groupBy(c.USER_ID)
                  .agg((F.sum(F.col(c.RATING) - mu - F.col(BIAS)) / (F.count("*") + reg)).alias(BIAS)))
         users = users.localCheckpoint()
-    assert items is not None
+    assert items is not None and users is not None
     return Biases(mu, users, items)
 
 
@@ -169,17 +171,33 @@ def raw_score(model: RecommenderModel, pairs: DataFrame) -> DataFrame:
     """pairs + `prediction`, unclipped and never null: unknown users or artists fall back to
     the biases, then to the global mean."""
     p = model.params
-    users = model.users.select(c.USER_ID, F.col(BIAS).alias("_bu"), F.col(FEATURES).alias("_fu"))
-    items = model.items.select(c.ARTIST_ID, F.col(BIAS).alias("_bi"), F.col(FEATURES).alias("_fi"))
-    joined = pairs.join(users, c.USER_ID, "left").join(F.broadcast(items), c.ARTIST_ID, "left")
-    dot = F.coalesce(_dot(F.col("_fu"), F.col("_fi")), F.lit(0.0))
     if p.feedback.has_ratings:
-        pred = (F.lit(p.global_mean) + F.coalesce(F.col("_bu"), F.lit(0.0))
-                + F.coalesce(F.col("_bi"), F.lit(0.0)) + F.lit(p.residual_scale) * dot)
+        pred = explicit_score(p, F.col("_bu"), F.col("_bi"), F.col("_fu"), F.col("_fi"))
     else:
         known = F.col("_fu").isNotNull() & F.col("_fi").isNotNull()
+        dot = F.coalesce(_dot(F.col("_fu"), F.col("_fi")), F.lit(0.0))
         pred = F.when(known, dot).otherwise(F.coalesce(F.col("_bi"), F.lit(0.0)))
-    return joined.withColumn(PREDICTION, pred.cast("double")).drop("_bu", "_fu", "_bi", "_fi")
+    return with_terms(model, pairs).withColumn(PREDICTION, pred.cast("double")).drop("_bu", "_fu", "_bi", "_fi")
+
+
+def with_terms(model: RecommenderModel, pairs: DataFrame) -> DataFrame:
+    """pairs + the terms of their scores: `_bu`, `_fu` (the user's bias and factors) and `_bi`,
+    `_fi` (the artist's), null where the model has none; one join each (artists broadcast)."""
+    users = model.users.select(c.USER_ID, F.col(BIAS).alias("_bu"), F.col(FEATURES).alias("_fu"))
+    items = model.items.select(c.ARTIST_ID, F.col(BIAS).alias("_bi"), F.col(FEATURES).alias("_fi"))
+    return pairs.join(users, c.USER_ID, "left").join(F.broadcast(items), c.ARTIST_ID, "left")
+
+
+def explicit_score(p: ModelParams, user_bias: Column, item_bias: Column, user_factors: Column,
+                   item_factors: Column) -> Column:
+    """mu + b_u + b_i + scale * x_u . y_i, each term 0 where the model has none."""
+    dot = F.coalesce(_dot(user_factors, item_factors), F.lit(0.0))
+    return bias_score(p, user_bias, item_bias) + F.lit(p.residual_scale) * dot
+
+
+def bias_score(p: ModelParams, user_bias: Column, item_bias: Column) -> Column:
+    """The bias-only prediction: the global mean plus the biases, each 0 where unknown."""
+    return F.lit(p.global_mean) + F.coalesce(user_bias, F.lit(0.0)) + F.coalesce(item_bias, F.lit(0.0))
 
 
 def clip(col: Column, params: ModelParams) -> Column:

@@ -156,21 +156,3 @@ def recommend(spark: SparkSession, model: RecommenderModel, user_ids: DataFrame,
     p = model.params
     return top_n_by_user(spark, users, catalog, exclude, n,
                          (p.rating_min, p.rating_max) if p.feedback.has_ratings else None)
-
-
-def popularity_catalog(popularity: DataFrame) -> Catalog:
-    """Artists scored by their popularity column (see evaluate.popularity)."""
-    rows = popularity.orderBy(c.ARTIST_ID).collect()
-    ids = np.array([r[c.ARTIST_ID] for r in rows], dtype=np.int64)
-    pop = np.array([float(r["popularity"]) for r in rows], dtype=np.float64)
-    return Catalog(ids, pop.reshape(-1, 1), np.zeros(len(rows)))
-
-
-def recommend_popular(spark: SparkSession, popularity: DataFrame, user_ids: DataFrame,
-                      exclude: DataFrame, n: int) -> DataFrame:
-    """The popularity baseline: the most popular artists each user has not rated yet (score:
-    the popularity; no predicted rating)."""
-    catalog = popularity_catalog(popularity)
-    users = user_ids.select(c.USER_ID).distinct().select(
-        c.USER_ID, F.array(F.lit(1.0)).alias("vec"), F.lit(0.0).alias("offset"))
-    return top_n_by_user(spark, users, catalog, exclude, n, None)

@@ -419,14 +419,16 @@ def _spark_test_metrics(spark: SparkSession, fitted: Fitted, splits: Splits, blo
     test_users = relevant.select(c.USER_ID).distinct()
     # Only the evaluated users' exclusions: with --eval-users, grouping everyone's would cost a
     # shuffle of all the ratings twice (model and popularity).
+    # Cached: the model's lists and popularity's read it, and each would scan the ratings again.
     exclude = (splits.fit_data.select(c.USER_ID, c.ARTIST_ID).unionByName(blocked)
-               .join(test_users, c.USER_ID, "left_semi"))
+               .join(test_users, c.USER_ID, "left_semi")).cache()
     recs = recommend.recommend(spark, fitted.model, test_users, exclude, k, fitted.catalog)
     ranking = evaluate.ranking_metrics(recs, relevant, k)
     popularity = evaluate.popularity(splits.fit_data, feedback, threshold)
-    pop_recs = recommend.recommend_popular(spark, popularity, test_users, exclude, k)
+    pop_recs = evaluate.popular_top_k(spark, popularity, test_users, exclude, k)
     popular = evaluate.ranking_metrics(pop_recs, relevant, k)
     relevant.unpersist()
+    exclude.unpersist()
     return errors, ranking, popular, test_users.count()
 
 
@@ -455,19 +457,22 @@ def some_users(rows: DataFrame, bound: int, seed: int) -> DataFrame:
 
 def _rating_errors(fitted: Fitted, splits: Splits) -> dict[str, float | None]:
     """RMSE and MAE of the model, the bias-only model (its biases refitted when the baseline's
-    shrinkage is not the model's) and the global mean on rated test pairs."""
-    m, test = fitted.model, splits.test
-    users, items = m.users, m.items
+    shrinkage is not the model's) and the global mean on rated test pairs, in one pass over the
+    test split joined once to the model (three passes and joins before)."""
+    m = fitted.model
+    p = m.params
+    scored = model.with_terms(m, splits.test.select(c.USER_ID, c.ARTIST_ID, c.RATING))
+    user_bias, item_bias = F.col("_bu"), F.col("_bi")
     if fitted.baseline_bias_reg is not None:
         biases = model.fit_biases(splits.fit_data, fitted.baseline_bias_reg)
-        users = users.drop(model.BIAS).join(biases.users, c.USER_ID, "left").fillna(0.0, [model.BIAS])
-        items = items.drop(model.BIAS).join(biases.items, c.ARTIST_ID, "left").fillna(0.0, [model.BIAS])
-    bias_only = model.RecommenderModel(
-        m.params, users.withColumn(model.FEATURES, F.lit(None).cast("array<float>")), items)
+        scored = (scored.join(biases.users.withColumnRenamed(model.BIAS, "_bu0"), c.USER_ID, "left")
+                  .join(F.broadcast(biases.items.withColumnRenamed(model.BIAS, "_bi0")), c.ARTIST_ID, "left"))
+        user_bias, item_bias = F.col("_bu0"), F.col("_bi0")
+    served = {"": model.explicit_score(p, F.col("_bu"), F.col("_bi"), F.col("_fu"), F.col("_fi")),
+              "bias_": model.bias_score(p, user_bias, item_bias)}  # clipped to the scale, as served
+    predictions = {name: model.clip(pred.cast("double"), p) for name, pred in served.items()}
     out: dict[str, float | None] = {}
-    for name, errors in (("", evaluate.prediction_errors(m, test)),
-                         ("global_mean_", evaluate.rating_errors(test, F.lit(m.params.global_mean))),
-                         ("bias_", evaluate.prediction_errors(bias_only, test))):
+    for name, errors in evaluate.errors_of(scored, {**predictions, "global_mean_": F.lit(p.global_mean)}).items():
         out[f"{name}rmse"], out[f"{name}mae"] = _finite(errors["rmse"]), _finite(errors["mae"])
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender import evaluate, model
@@ -182,3 +183,35 @@ def test_implicit_popularity_counts_every_play(spark) -> None:
     train = frame(spark, [(1, 10, 0), (2, 10, 0), (3, 10, 0), (1, 11, 100), (2, 11, 90)])
     pop = {r.artist_id: r.popularity for r in evaluate.popularity(train, Feedback.IMPLICIT, 70).collect()}
     assert pop[10] > pop[11], pop  # three plays beat two, whatever their scaled counts
+
+
+def test_popularity_lists_by_walking_the_ranking_equal_the_scored_ones(spark) -> None:
+    """evaluate.popular_top_k: the most popular artists each user has not rated, ties by artist id,
+    rated and blocked artists skipped (an artist outside the ranking too), fewer than k when the user
+    rated nearly all."""
+    popularity = spark.createDataFrame([(a, float(p), 1) for a, p in
+                                        [(10, 5.0), (11, 3.0), (12, 5.0), (13, 1.0), (14, 3.0), (15, 0.5)]],
+                                       "artist_id int, popularity double, n_ratings long")
+    users = spark.createDataFrame([(u,) for u in (1, 2, 3, 4)], "user_id int")
+    exclude = spark.createDataFrame([(1, 10), (1, 14), (1, 99), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14),
+                                     (4, 12)], "user_id int, artist_id int")
+
+    def lists(df):  # type: ignore[no-untyped-def]
+        return sorted((r.user_id, r.rank, r.artist_id, r.score) for r in df.collect())
+
+    walked = lists(evaluate.popular_top_k(spark, popularity, users, exclude, 3))
+    # the ranking: 10 and 12 (5.0, tie to the lower id), 11 and 14 (3.0), 13, 15
+    expected = {1: [(12, 5.0), (11, 3.0), (13, 1.0)], 2: [(10, 5.0), (12, 5.0), (11, 3.0)], 3: [(15, 0.5)],
+                4: [(10, 5.0), (11, 3.0), (14, 3.0)]}
+    assert walked == sorted((u, rank, a, score) for u, top in expected.items()
+                            for rank, (a, score) in enumerate(top, start=1))
+
+
+def test_errors_of_several_predictions_in_one_pass_equal_each_alone(spark) -> None:
+    test = frame(spark, [(1, 10, 70), (1, 11, 20), (2, 10, 100), (2, 13, 0)])
+    predictions = {"a": F.lit(50.0), "b": F.col(c.RATING) * 0.5 + 10}
+    together = evaluate.errors_of(test, predictions)
+    assert together == {name: pytest.approx(evaluate.rating_errors(test, p)) for name, p in predictions.items()}
+    assert together["a"]["mae"] == pytest.approx((20 + 30 + 50 + 50) / 4)
+    empty = evaluate.errors_of(test.limit(0), predictions)
+    assert all(math.isnan(v) for errors in empty.values() for v in errors.values())
