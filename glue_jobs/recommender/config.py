@@ -170,7 +170,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("ranks", "tuning", "ranks", _integers, (10, 20, 50), "ALS ranks to try",
            valid=lambda v: bool(v) and min(v) >= 1, problem="{flag} must be positive integers, got {v}"),
     Option("all-ranks", "tuning", "all_ranks", _boolean, False,
-           "explicit feedback: fit every rank of --ranks; by default a rank is tried only while the rank "
+           "tuning on the driver: fit every rank of --ranks; by default a rank is tried only while the rank "
            "before it beat its own predecessor on validation (the two smallest always)"),
     Option("reg-params", "tuning", "reg_params", _numbers, (0.05, 0.1, 0.2), "ALS regParam values to try",
            valid=lambda v: bool(v) and min(v) >= 0, problem="{flag} must be non-negative, got {v}"),
@@ -191,8 +191,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("parallelism", "tuning", "parallelism", _integer, 2, "candidate models fitted at once", **_AT_LEAST_1),
     Option("tune-sample-ratings", "tuning", "sample_ratings", _integer, 3_000_000,
            "tune on the ratings of a random sample of users holding at most this many (0: all); "
-           "parameters found on a few million ratings carry over. Explicit input with at most this many "
-           "ratings (3M when 0) is also refitted, evaluated and ranked in NumPy on the driver",
+           "parameters found on a few million ratings carry over. Input with at most this many ratings "
+           "(3M when 0), explicit or implicit, is also refitted, evaluated and ranked in NumPy on the driver",
            valid=lambda v: v >= 0, problem="{flag} must be 0 (no bound) or more, got {v}"),
     Option("eval-users", "tuning", "eval_users", _integer, 100_000,
            "ranking metrics on the test split over about this many users, drawn by a seeded hash "

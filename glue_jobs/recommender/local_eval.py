@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from glue_jobs import contracts as c
+from glue_jobs.recommender.config import Feedback
 from glue_jobs.recommender.local_als import Factors, Prepared
 from glue_jobs.recommender.recommend import block_rows
 
@@ -46,6 +47,11 @@ def ranking_task(relevant_users: np.ndarray, relevant_items: np.ndarray, exclude
 def liked(values: np.ndarray, threshold: float) -> np.ndarray:
     """Ratings that count as hits (evaluate.relevant_items, explicit feedback)."""
     return (values >= threshold) & (values <= c.RATING_MAX)
+
+
+def relevant(values: np.ndarray, feedback: Feedback, threshold: float) -> np.ndarray:
+    """evaluate.relevant_items: liked ratings (explicit), or every play (implicit: 255 is no play)."""
+    return liked(values, threshold) if feedback.has_ratings else values <= c.RATING_MAX
 
 
 @dataclass(frozen=True)

@@ -363,7 +363,8 @@ def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options
     if splits.local is not None:
         local = local_model.fit(splits.local, rank=best.rank, reg_param=best.reg_param, max_iter=options.max_iter,
                                 bias_reg=tuned.bias_reg, seed=options.seed,
-                                popularity_weight=tuned.popularity_weight, feedback=options.feedback)
+                                popularity_weight=tuned.popularity_weight, feedback=options.feedback,
+                                alpha=options.alpha)
         catalog = recommend.catalog_of(local.params, *local_model.catalog_arrays(local))
         return Fitted(local_model.as_spark(spark, local), None, catalog, local, baseline)
     prepared = model.prepare(splits.fit_data, options.feedback, tuned.bias_reg)
@@ -436,7 +437,8 @@ def _local_test_metrics(fitted: local_model.LocalModel, options: TuningOptions, 
                         baseline_bias_reg: float | None = None) -> _TestFigures:
     """_spark_test_metrics on the driver's arrays (evaluated users drawn by NumPy, not by hash)."""
     errors: dict[str, float | None] = {}
-    for name, figures in local_model.rating_errors(fitted, baseline_bias_reg).items():
+    measured = local_model.rating_errors(fitted, baseline_bias_reg) if fitted.params.feedback.has_ratings else {}
+    for name, figures in measured.items():
         errors[f"{name}rmse"], errors[f"{name}mae"] = _finite(figures.rmse), _finite(figures.mae)
     return (errors, *local_model.ranking(fitted, options.k, options.relevance_threshold, options.eval_users,
                                          seed))

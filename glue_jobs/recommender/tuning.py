@@ -3,7 +3,9 @@
 Explicit feedback is tuned in NumPy on the driver (local_als, local_eval): the train and
 validation ratings of at most `--tune-sample-ratings` ratings' worth of users are collected once,
 and every fold's biases, normal-equation layout, validation pairs and exclusion sets are built
-once and shared by all candidates. Implicit feedback is still tuned with Spark's ALS.
+once and shared by all candidates. Implicit feedback is tuned there too when every rating is on the
+driver already (local_model.eligible: the run fits and evaluates there as well), with
+local_als.fit_implicit; larger implicit input is tuned with Spark's ALS (tune_on_spark).
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ def tune(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataF
     """`local`: every rating, already collected (local_model.eligible); else the tuning collects
     its sample itself."""
     if not model.feedback.has_ratings:
-        return tune_on_spark(spark, train, valid, blocked, model, tuning)
+        if local is None:
+            return tune_on_spark(spark, train, valid, blocked, model, tuning)
+        return tune_implicit(local, model, tuning)
     start = time.perf_counter()
     data = (tuning_data_of(local) if local is not None
             else collect_tuning_data(spark, train, valid, blocked, tuning.sample_ratings, model.seed))
@@ -115,6 +119,31 @@ def tune(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataF
         weight, curve = local_popularity_weight(shrink.folds[0], shrink.factors, model.feedback, tuning)
     log.info("popularity weight %g chosen from %d in %.1f s", weight, len(curve), time.perf_counter() - start)
     return TuningResult(best, grid, weight, curve, shrink.bias_reg, shrink.baseline_bias_reg, shrink.curve)
+
+
+def tune_implicit(local: local_model.LocalData, model: ModelOptions, tuning: TuningOptions) -> TuningResult:
+    """tune_on_spark's choice made in NumPy on the collected ratings: the same grid (ranks x
+    regParams, no bias-only model: implicit ALS has no biases, so no --bias-reg stage either),
+    scored by validation NDCG@k as the Spark path ranks (every validation play relevant, the
+    fold's training pairs and the 255s excluded), then the popularity-weight curve. _fit_grid's rank
+    pruning holds here too: on generated listening data (100k plays) Spark's grid scored rank 10
+    0.209-0.210, rank 20 0.192-0.196 and rank 50 0.148-0.165, and NumPy's stopped after rank 20
+    with the same choice (rank 10, reg 0.05, weight 0.2) and curve (to 0.002). On 1M generated plays
+    a candidate took 42-56 s, nearly all of it ranking the ~45k validation users over 28k artists
+    (the refit of the chosen rank 10 took 2.2 s): there a sample of the validation users would pay."""
+    start = time.perf_counter()
+    data = tuning_data_of(local)
+    folds = local_folds(data, model, tuning, model.bias_reg[0])
+    log.info("tuning implicit feedback on %d ratings of %d users: %d fold(s) prepared in %.1f s",
+             data.ratings.values.size, data.ratings.n_users, len(folds), time.perf_counter() - start)
+    with local_als.single_threaded_blas():  # the threads below are the parallelism
+        grid, first_fold = _fit_grid(folds, model, tuning)
+        best = choose(grid)
+        start = time.perf_counter()
+        weight, curve = local_popularity_weight(folds[0], first_fold[(best.rank, best.reg_param)], model.feedback,
+                                                tuning)
+    log.info("popularity weight %g chosen from %d in %.1f s", weight, len(curve), time.perf_counter() - start)
+    return TuningResult(best, grid, weight, curve)
 
 
 @dataclass(frozen=True)
@@ -177,12 +206,12 @@ def _bias_only_rmse(folds: list[LocalFold], model: ModelOptions, tuning: TuningO
 def _fit_grid(folds: list[LocalFold], model: ModelOptions, tuning: TuningOptions
               ) -> tuple[list[Candidate], dict[tuple[int, float], local_als.Factors]]:
     """The candidates, `--parallelism` at a time, logged as each finishes; with their first-fold
-    factors. Ranks go in increasing order: the bias-only model and the two smallest ranks first,
+    factors. Ranks go in increasing order: the bias-only model (explicit) and the two smallest ranks first,
     then each larger rank only while the rank before it beat its own predecessor (unless
     `--all-ranks`). A larger rank costs far more (on 1M generated R1 ratings a rank-50 candidate
     took 5.8 s, rank 10 0.87 s) and rarely wins once a smaller one stopped helping: there the best
     validation RMSE was 12.37 at rank 10, 13.07 at 20 and 13.75 at 50."""
-    grid = explicit_grid(tuning)
+    grid = explicit_grid(tuning) if model.feedback.has_ratings else implicit_grid(tuning)
     ranks = sorted({rank for rank, _ in grid if rank})
     results: dict[tuple[int, float], Candidate] = {}
     first_fold: dict[tuple[int, float], local_als.Factors] = {}
@@ -217,10 +246,16 @@ def explicit_grid(tuning: TuningOptions) -> list[tuple[int, float]]:
     return [BIAS_ONLY, *((r, g) for r in tuning.ranks for g in tuning.reg_params)]
 
 
+def implicit_grid(tuning: TuningOptions) -> list[tuple[int, float]]:
+    """Every rank x regParam: implicit ALS has no biases, so no bias-only model to compare with."""
+    return [(r, g) for r in tuning.ranks for g in tuning.reg_params]
+
+
 def tune_on_spark(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataFrame,
                   model: ModelOptions, tuning: TuningOptions) -> TuningResult:
-    """Implicit feedback: every candidate is a Spark ALS fit (the NumPy path is explicit only)."""
-    grid = [(r, g) for r in tuning.ranks for g in tuning.reg_params]
+    """Implicit feedback whose ratings are not on the driver (above local_model.eligible's bound):
+    every candidate is a Spark ALS fit."""
+    grid = implicit_grid(tuning)
     totals = {params: 0.0 for params in grid}
     splits = folds(train, valid, tuning.folds, model.seed)
     blocks = als_blocks(spark)
@@ -371,13 +406,15 @@ def local_folds(data: TuningData, model: ModelOptions, tuning: TuningOptions, bi
     else:
         fold_of = np.random.default_rng(model.seed).integers(0, tuning.folds, data.ratings.values.size)
         masks = [fold_of == i for i in range(tuning.folds)]
-    return [_local_fold(data, valid, tuning, bias_reg) for valid in masks]
+    return [_local_fold(data, valid, model.feedback, tuning, bias_reg) for valid in masks]
 
 
-def _local_fold(data: TuningData, in_valid: np.ndarray, tuning: TuningOptions, bias_reg: float) -> LocalFold:
+def _local_fold(data: TuningData, in_valid: np.ndarray, feedback: Feedback, tuning: TuningOptions,
+                bias_reg: float) -> LocalFold:
+    """Implicit feedback: the preferences instead of the residuals, every validation play relevant."""
     train, valid = data.ratings.subset(~in_valid), data.ratings.subset(in_valid)
-    prepared = local_als.prepare(train, bias_reg)
-    liked = local_eval.liked(valid.values, tuning.relevance_threshold)
+    prepared = local_als.prepare(train, bias_reg) if feedback.has_ratings else local_als.implicit_prepared(train)
+    liked = local_eval.relevant(valid.values, feedback, tuning.relevance_threshold)
     task = local_eval.ranking_task(valid.users[liked], valid.items[liked],
                                    np.concatenate([train.users, data.blocked_users]),
                                    np.concatenate([train.items, data.blocked_items]), train.n_items)
@@ -390,8 +427,10 @@ def _evaluate_candidate(folds: list[LocalFold], params: tuple[int, float], model
     """The candidate's mean validation metric over the folds, and its factors on the first fold."""
     start, values, first = time.perf_counter(), [], None
     for fold in folds:
-        factors = local_als.fit(fold.layout, rank=params[0], reg_param=params[1], iterations=model.max_iter,
-                                seed=model.seed)
+        factors = (local_als.fit(fold.layout, rank=params[0], reg_param=params[1], iterations=model.max_iter,
+                                 seed=model.seed) if model.feedback.has_ratings
+                   else local_als.fit_implicit(fold.layout, rank=params[0], reg_param=params[1], alpha=model.alpha,
+                                               iterations=model.max_iter, seed=model.seed))
         first = factors if first is None else first
         if tuning.metric == "rmse":
             v = fold.valid

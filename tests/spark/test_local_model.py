@@ -8,12 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 from glue_jobs import contracts as c
 from glue_jobs import datagen
 from glue_jobs.recommender import local_model, recommend, stages, tuning
 from glue_jobs.recommender.config import Feedback, GateOptions, InputOptions, JobConfig, ModelOptions, TuningOptions
 from glue_jobs.recommender.main import execute
+from glue_jobs.recommender.model import BIAS
+from glue_jobs.recommender.model import N_RATINGS as PLAYS
 
 pytestmark = pytest.mark.spark
 N_RATINGS, SEED = 20_000, 11
@@ -149,3 +152,87 @@ def test_the_bias_baseline_refitted_with_its_own_shrinkage_is_the_same_on_both_p
         assert on_driver[name] == pytest.approx(on_spark[name], rel=1e-5), name
         assert on_driver[name] != pytest.approx(own[name], rel=1e-3), "another shrinkage, other biases"
     assert on_driver["rmse"] == own["rmse"], "the model itself is untouched"
+
+
+@pytest.fixture(scope="module")
+def plays_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("local_implicit") / "plays.tsv"
+    datagen.write_r1(path, datagen.r1_lines(datagen.generate(N_RATINGS, seed=SEED, bad_share=0.0, shape="listening")))
+    return path
+
+
+@pytest.fixture(scope="module")
+def implicit_fitted(spark, plays_file: Path):  # type: ignore[no-untyped-def]
+    """An implicit model fitted on the driver from generated listening data, as the job's stages do."""
+    options = TuningOptions(eval_users=0, metric="ndcg")
+    inputs = stages.read_inputs(spark, InputOptions((str(plays_file),)), GateOptions())
+    splits = stages.split(inputs, options, SEED, Feedback.IMPLICIT)
+    assert splits.local is not None, "implicit feedback under the driver bound is collected too"
+    chosen = tuning.TuningResult(tuning.Candidate(6, 0.1, "ndcg", math.nan), [], 0.2, [])
+    fit = stages.fit(spark, splits, chosen, ModelOptions(feedback=Feedback.IMPLICIT, max_iter=6, seed=SEED))
+    assert fit.local is not None and fit.prepared is None
+    return {"inputs": inputs, "splits": splits, "fit": fit, "options": options}
+
+
+def test_implicit_test_metrics_and_top_n_on_the_driver_equal_sparks(spark, implicit_fitted) -> None:  # type: ignore[no-untyped-def]
+    """The same implicit model scored by the Spark path (read back from the DataFrames) and on the
+    driver: no rating errors, the same ranking metrics for the model and for popularity (every
+    play counts), the same users, and the same top-N for every user, with no predicted rating."""
+    splits, fit, options, inputs = (implicit_fitted[k] for k in ("splits", "fit", "options", "inputs"))
+    assert fit.model.params.global_mean == 0.0 and fit.model.params.residual_scale == 1.0
+    on_spark = stages._spark_test_metrics(spark, fit, splits, inputs.blocked, Feedback.IMPLICIT, options, SEED)
+    on_driver = stages._local_test_metrics(fit.local, options, SEED)
+    assert on_driver[0] == on_spark[0] == {}
+    for spark_metrics, driver_metrics in zip(on_spark[1:3], on_driver[1:3]):
+        assert set(driver_metrics) == set(spark_metrics)
+        for name, value in spark_metrics.items():
+            assert driver_metrics[name] == pytest.approx(value, abs=1e-9), name
+    assert on_driver[1]["ndcg_at_k"] > on_driver[2]["ndcg_at_k"] > 0, "the model beats popularity on plays"
+    assert on_driver[3] == on_spark[3] == len({int(u) for u in splits.local.part(local_model.TEST).users})
+
+    exclude = splits.whole.select(c.USER_ID, c.ARTIST_ID).unionByName(inputs.blocked)
+    by_spark = recommend.recommend(spark, fit.model, exclude.select(c.USER_ID).distinct(), exclude, 5,
+                                   fit.catalog).collect()
+    by_driver = local_model.top_n(spark, fit.local, fit.catalog, 5).collect()
+    assert sorted(map(tuple, by_driver)) == sorted(map(tuple, by_spark))
+    assert all(r[c.PREDICTED_RATING] is None for r in by_driver)
+    assert len(by_driver) == 5 * fit.local.data.user_ids.size
+
+
+def test_implicit_model_written_from_the_arrays_is_model_fits(spark, implicit_fitted) -> None:  # type: ignore[no-untyped-def]
+    """What model.fit writes for implicit feedback: users' bias 0, each artist's the share of the
+    fit's users who played it, and n_ratings its plays."""
+    fit, splits = implicit_fitted["fit"], implicit_fitted["splits"]
+    fit_data = splits.fit_data
+    users = fit_data.select(c.USER_ID).distinct().count()
+    expected = {r[0]: (r[1] / users, r[2]) for r in fit_data.groupBy(c.ARTIST_ID).agg(
+        F.countDistinct(c.USER_ID), F.count("*")).collect()}
+    written = {r[c.ARTIST_ID]: (r[BIAS], r[PLAYS]) for r in fit.model.items.collect()}
+    assert written.keys() == expected.keys()
+    for artist, (share, plays) in expected.items():
+        assert written[artist][0] == pytest.approx(share, rel=1e-12) and written[artist][1] == plays
+    assert {r[BIAS] for r in fit.model.users.collect()} == {0.0}
+    assert fit.model.users.count() == users
+
+
+def test_implicit_input_above_the_driver_bound_is_tuned_and_fitted_on_spark_alike(  # type: ignore[no-untyped-def]
+        spark, plays_file: Path, tmp_path: Path) -> None:
+    """The same grid tuned in NumPy and with Spark fits (tuning.tune_on_spark) picks the same
+    candidate, and the two models rank the test plays alike (different random starts)."""
+    runs = {}
+    for name, bound in (("driver", None), ("spark", N_RATINGS - 1000)):
+        fields = dict(inputs=(str(plays_file),), output=str(tmp_path / name), feedback="implicit", ranks=(4, 8),
+                      reg_params=(0.1,), max_iter=5, popularity_weights=(0.0, 0.2), shuffle_partitions=2, seed=SEED,
+                      min_ndcg_gain=-1.0)
+        if bound is not None:
+            fields["sample_ratings"] = bound
+        runs[name] = execute(spark, JobConfig.from_fields(**fields)).metrics
+    driver, on_spark = runs["driver"], runs["spark"]
+    assert driver.spark["model"] == "numpy" and on_spark.spark["model"] == "spark"
+    assert [g["rank"] for g in driver.grid] == [g["rank"] for g in on_spark.grid] == [4, 8]
+    for mine, theirs in zip(driver.grid, on_spark.grid):
+        assert mine["ndcg"] == pytest.approx(theirs["ndcg"], abs=0.03)
+    assert driver.best_params.popularity_weight == on_spark.best_params.popularity_weight
+    assert driver.test.ranking.ndcg_at_k == pytest.approx(on_spark.test.ranking.ndcg_at_k, abs=0.03)
+    assert driver.test.baselines.popularity.ndcg_at_k == pytest.approx(on_spark.test.baselines.popularity.ndcg_at_k,
+                                                                       abs=1e-6)

@@ -42,7 +42,10 @@ def test_no_recommendation_is_a_pair_of_the_input(spark, listening, tmp_path: Pa
     conf = JobConfig.from_fields(inputs=(str(path),), output=str(tmp_path / "out"), feedback=feedback,
                                  ranks=(8,), reg_params=(0.1,), max_iter=5, shuffle_partitions=2,
                                  popularity_weights=(0.0, 0.1), min_ndcg_gain=-1.0, min_rmse_gain=-1.0)
-    execute(spark, conf)
+    metrics = execute(spark, conf).metrics
+    assert metrics.spark["model"] == "numpy", "small input is tuned, fitted and ranked on the driver"
+    assert [(g["rank"], g["reg_param"]) for g in metrics.grid] == [*([(0, 0.0)] if feedback.has_ratings else []),
+                                                                    (8, 0.1)], "implicit: no bias-only model"
     recs = spark.read.parquet(str(tmp_path / "out" / c.RECOMMENDATIONS_DIR)).collect()
     assert len(recs) == 5 * len({u for u, _ in rows}), "every user gets a full list"
     seen = [(r.user_id, r.artist_id, rows[(r.user_id, r.artist_id)]) for r in recs
