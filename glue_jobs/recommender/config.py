@@ -199,6 +199,11 @@ OPTIONS: tuple[Option, ...] = (
            "(on the driver: a seeded draw of exactly this many; 0: all); RMSE and MAE always use every "
            "test rating",
            valid=lambda v: v >= 0, problem="{flag} must be 0 (no bound) or more, got {v}"),
+    Option("tune-eval-users", "tuning", "tune_eval_users", _integer, 20_000,
+           "tuning on the driver: validation NDCG (the popularity-weight curve, and the candidates with "
+           "--metric ndcg) over a seeded draw of at most this many validation users (0: all); RMSE "
+           "always uses every validation rating",
+           valid=lambda v: v >= 0, problem="{flag} must be 0 (no bound) or more, got {v}"),
     Option("popularity-weights", "tuning", "popularity_weights", _numbers, (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
            "ranking bonus per log(1+ratings of the artist), as shares of the rating scale, tried on "
            "validation NDCG (0 alone: rank by predicted score)",
@@ -325,6 +330,7 @@ class TuningOptions(_Checked):
     parallelism: int = _DEFAULTS["parallelism"]
     sample_ratings: int = _DEFAULTS["sample_ratings"]
     eval_users: int = _DEFAULTS["eval_users"]
+    tune_eval_users: int = _DEFAULTS["tune_eval_users"]
     popularity_weights: tuple[float, ...] = _DEFAULTS["popularity_weights"]
     tuning_mode: TuningMode = _DEFAULTS["tuning_mode"]
     retune_change: float = _DEFAULTS["retune_change"]
