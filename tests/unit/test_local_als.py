@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from glue_jobs import datagen
-from glue_jobs.recommender import local_als, local_eval
+from glue_jobs.recommender import local_als, local_eval, recommend
 from glue_jobs.recommender.model import BIAS_SWEEPS
 
 
@@ -79,8 +79,8 @@ def test_predictions_are_clipped_and_unknown_ids_fall_back_to_the_mean() -> None
 def test_top_k_breaks_ties_by_lower_column_and_skips_masked_items() -> None:
     ranking = np.array([[1.0, 3.0, 3.0, 2.0, 3.0],
                         [-np.inf, 1.0, -np.inf, -np.inf, -np.inf]])
-    assert local_eval.top_k(ranking, 2).tolist() == [[1, 2], [1, -1]]
-    assert local_eval.top_k(ranking, 4).tolist() == [[1, 2, 4, 3], [1, -1, -1, -1]]
+    assert recommend.top_k(ranking, 2).tolist() == [[1, 2], [1, -1]]
+    assert recommend.top_k(ranking, 4).tolist() == [[1, 2, 4, 3], [1, -1, -1, -1]]
 
 
 def test_lowest_k_on_wide_rows_equals_a_full_sort_with_ties_and_masks() -> None:
@@ -91,7 +91,7 @@ def test_lowest_k_on_wide_rows_equals_a_full_sort_with_ties_and_masks() -> None:
         cost = np.round(rng.standard_normal((40, width)) * 3)
         cost[rng.random(cost.shape) < 0.3] = np.inf
         cost[0, :] = np.inf
-        cost[1, ::local_eval.PREFILTER_STRIDE] = np.inf  # its sample is all masked: the whole row
+        cost[1, ::recommend.PREFILTER_STRIDE] = np.inf  # its sample is all masked: the whole row
         cost[2, :] = np.inf
         cost[2, [5, 600 % width]] = [1.0, 1.0]  # two unmasked cells, tied
         cost[3, :] = 2.0  # every cell tied with the sampled bound: the lowest columns win
@@ -101,7 +101,7 @@ def test_lowest_k_on_wide_rows_equals_a_full_sort_with_ties_and_masks() -> None:
             finite = np.flatnonzero(np.isfinite(row))
             best = finite[np.lexsort((finite, row[finite]))][:k]
             expected.append(np.pad(best, (0, k - best.size), constant_values=-1).tolist())
-        assert local_eval.lowest_k(cost, k).tolist() == expected
+        assert recommend.lowest_k(cost, k).tolist() == expected
 
 
 def test_ndcg_uses_binary_relevance_and_the_ideal_over_min_relevant_k() -> None:
