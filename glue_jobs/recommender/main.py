@@ -22,7 +22,7 @@ from glue_jobs.recommender.job import JobFailed, JobResult, run
 
 log = logging.getLogger("recommender")
 EXIT_FAILED = 2
-LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -Xss16m"
 LOCAL_FILE_OPEN_COST = 256 * 1024
 
 
@@ -47,8 +47,11 @@ def local_session(config: cfg.JobConfig) -> SparkSession:
                    .config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.ui.showConsoleProgress", "false")
                    # A run is too short for C2's optimised code to repay its compiling (on the cores the
-                   # job needs); C1 alone: 100k ratings end to end in 47.5 and 37.5 s, against 62.1 and
-                   # 48.6 s with C2 (interleaved runs on 2 busy cores).
+                   # job needs); C1 alone: 100k ratings end to end in 19.6 and 24.1 s against 27.4 and
+                   # 26.6 s with C2, 1M in 63.6 and 63.7 s against 66.1 and 68.5 s (interleaved runs).
+                   # C1's frames are larger: a plain Spark ALS (no checkpoints, as the notebook in
+                   # tools/bench_notebook.py fits it) overflowed the default 1 MB task-thread stack
+                   # deserialising its lineage, so the threads get 16 MB.
                    .config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
                    # Small inputs read in several tasks, not one: a file is cut in pieces of at least
                    # this much (the default 4 MB left 100k ratings, 1.3 MB, to one core).
