@@ -68,7 +68,7 @@ def run(spark: SparkSession, config: JobConfig, run_id: str | None = None) -> Jo
             compared = guard.check_input(inputs.profile, published, config.gates)  # before the split
         model_opts, tune_opts, feedback = config.model, config.tuning, config.model.feedback
         with timer("split"):
-            splits = held.enter_context(stages.split(inputs, tune_opts, model_opts.seed, feedback))
+            splits = held.enter_context(stages.split(inputs, tune_opts, model_opts.seed))
         with timer("tune"):
             tuned = stages.tune(spark, splits, inputs, previous, model_opts, tune_opts)
         with timer("fit"):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from glue_jobs import contracts as c
+from glue_jobs.recommender.config import Feedback
 from glue_jobs.recommender.model import BIAS_SWEEPS
 
 PAD_CELLS = 1 << 20  # ratings (padded) laid out per chunk of the normal equations
@@ -247,6 +248,19 @@ def implicit_prepared(ratings: Ratings) -> Prepared:
     preference = 1.0 + ratings.values / c.RATING_MAX
     return Prepared(0.0, *zeros, 1.0, Ratings(ratings.users, ratings.items, preference, ratings.n_users,
                                               ratings.n_items))
+
+
+def prepare_for(ratings: Ratings, feedback: Feedback, bias_reg: float) -> Prepared:
+    """What ALS learns from: biases and scaled residuals (explicit), the preferences (implicit)."""
+    return prepare(ratings, bias_reg) if feedback.has_ratings else implicit_prepared(ratings)
+
+
+def fit_for(layout: Layout, feedback: Feedback, *, rank: int, reg_param: float, alpha: float, iterations: int,
+            seed: int) -> Factors:
+    """`fit` (explicit) or `fit_implicit` on a layout of prepare_for's values."""
+    if feedback.has_ratings:
+        return fit(layout, rank=rank, reg_param=reg_param, iterations=iterations, seed=seed)
+    return fit_implicit(layout, rank=rank, reg_param=reg_param, alpha=alpha, iterations=iterations, seed=seed)
 
 
 def predict(prepared: Prepared, factors: Factors, users: np.ndarray, items: np.ndarray,

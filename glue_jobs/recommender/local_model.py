@@ -41,7 +41,7 @@ PAIR, PAIR_SHIFT = "_pair", 31  # collect_rows' packed (user, artist): user << 3
 DRIVER_RATINGS = 3_000_000  # the driver path's bound when --tune-sample-ratings is 0 (tune on all)
 
 
-def eligible(feedback: Feedback, ratings: int, bound: int) -> bool:
+def eligible(ratings: int, bound: int) -> bool:
     """Learnable ratings (explicit or implicit feedback) that fit the driver bound: `--tune-sample-ratings`,
     or DRIVER_RATINGS when that is 0 (the tuning then sees every rating, but a full R1 refit and top-N
     for every user on one core would not do). Implicit feedback too: on 100k generated plays the run
@@ -137,14 +137,9 @@ def fit(data: LocalData, *, rank: int, reg_param: float, max_iter: int, bias_reg
     start = time.perf_counter()
     ratings = data.part(TRAIN, VALID)
     with local_als.single_threaded_blas():
-        if feedback.has_ratings:
-            prepared = local_als.prepare(ratings, bias_reg)
-            factors = local_als.fit(local_als.Layout.of(prepared.residuals), rank=rank, reg_param=reg_param,
-                                    iterations=max_iter, seed=seed)
-        else:
-            prepared = local_als.implicit_prepared(ratings)
-            factors = local_als.fit_implicit(local_als.Layout.of(prepared.residuals), rank=rank,
-                                             reg_param=reg_param, alpha=alpha, iterations=max_iter, seed=seed)
+        prepared = local_als.prepare_for(ratings, feedback, bias_reg)
+        factors = local_als.fit_for(local_als.Layout.of(prepared.residuals), feedback, rank=rank,
+                                    reg_param=reg_param, alpha=alpha, iterations=max_iter, seed=seed)
     factors = local_als.Factors(*(f.astype(np.float32).astype(np.float64) for f in (factors.users, factors.items)))
     params = ModelParams(feedback, rank, reg_param, max_iter, prepared.global_mean, prepared.scale,
                          *feedback.rating_scale, seed, popularity_weight)

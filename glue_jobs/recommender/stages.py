@@ -219,11 +219,11 @@ class Splits(Held):
         return self.fit_data.unionByName(self.test)
 
 
-def split(inputs: Inputs, options: TuningOptions, seed: int, feedback: Feedback) -> Splits:
+def split(inputs: Inputs, options: TuningOptions, seed: int) -> Splits:
     train, valid, test = (df.cache() for df in split_by_pair(inputs.learn, options, seed))
     local = None
     try:
-        if local_model.eligible(feedback, inputs.ratings, options.sample_ratings):
+        if local_model.eligible(inputs.ratings, options.sample_ratings):
             # The collect fills the three caches; the sizes and the checks come from its arrays (on
             # 100k ratings the stage runs 7 Spark jobs, where counts, checks and collect took 19).
             local = local_model.collect(train, valid, test, inputs.blocked)

@@ -129,8 +129,7 @@ def tune_implicit(local: local_model.LocalData, model: ModelOptions, tuning: Tun
     pruning holds here too: on generated listening data (100k plays) Spark's grid scored rank 10
     0.209-0.210, rank 20 0.192-0.196 and rank 50 0.148-0.165, and NumPy's stopped after rank 20
     with the same choice (rank 10, reg 0.05, weight 0.2) and curve (to 0.002). On 1M generated plays
-    a candidate took 42-56 s, nearly all of it ranking the ~45k validation users over 28k artists
-    (the refit of the chosen rank 10 took 2.2 s): there a sample of the validation users would pay."""
+    ranking the validation users was most of each candidate, hence `--tune-eval-users`."""
     start = time.perf_counter()
     data = tuning_data_of(local)
     folds = local_folds(data, model, tuning, model.bias_reg[0])
@@ -420,7 +419,7 @@ def _local_fold(data: TuningData, in_valid: np.ndarray, model: ModelOptions, tun
     candidate's 42-56 s, and at 4M R1 ratings the curve took 107 of the 250 s of tuning."""
     feedback = model.feedback
     train, valid = data.ratings.subset(~in_valid), data.ratings.subset(in_valid)
-    prepared = local_als.prepare(train, bias_reg) if feedback.has_ratings else local_als.implicit_prepared(train)
+    prepared = local_als.prepare_for(train, feedback, bias_reg)
     liked = local_eval.relevant(valid.values, feedback, tuning.relevance_threshold)
     chosen = local_model.evaluated_users(np.unique(valid.users[liked]), tuning.tune_eval_users, model.seed)
     liked &= np.isin(valid.users, chosen)
@@ -436,10 +435,8 @@ def _evaluate_candidate(folds: list[LocalFold], params: tuple[int, float], model
     """The candidate's mean validation metric over the folds, and its factors on the first fold."""
     start, values, first = time.perf_counter(), [], None
     for fold in folds:
-        factors = (local_als.fit(fold.layout, rank=params[0], reg_param=params[1], iterations=model.max_iter,
-                                 seed=model.seed) if model.feedback.has_ratings
-                   else local_als.fit_implicit(fold.layout, rank=params[0], reg_param=params[1], alpha=model.alpha,
-                                               iterations=model.max_iter, seed=model.seed))
+        factors = local_als.fit_for(fold.layout, model.feedback, rank=params[0], reg_param=params[1],
+                                    alpha=model.alpha, iterations=model.max_iter, seed=model.seed)
         first = factors if first is None else first
         if tuning.metric == "rmse":
             v = fold.valid

@@ -34,7 +34,7 @@ def fitted(spark, ratings_file: Path):  # type: ignore[no-untyped-def]
     """Inputs and splits read by the job's stages, the model fitted on the driver."""
     options = TuningOptions(eval_users=0)
     inputs = stages.read_inputs(spark, InputOptions((str(ratings_file),)), GateOptions())
-    splits = stages.split(inputs, options, SEED, Feedback.EXPLICIT)
+    splits = stages.split(inputs, options, SEED)
     assert splits.local is not None, "20k ratings are under the driver bound"
     chosen = tuning.TuningResult(tuning.Candidate(6, 0.1, "rmse", math.nan), [], 8.0, [])
     fit = stages.fit(spark, splits, chosen, ModelOptions(max_iter=6, seed=SEED))
@@ -166,7 +166,7 @@ def implicit_fitted(spark, plays_file: Path):  # type: ignore[no-untyped-def]
     """An implicit model fitted on the driver from generated listening data, as the job's stages do."""
     options = TuningOptions(eval_users=0, metric="ndcg")
     inputs = stages.read_inputs(spark, InputOptions((str(plays_file),)), GateOptions())
-    splits = stages.split(inputs, options, SEED, Feedback.IMPLICIT)
+    splits = stages.split(inputs, options, SEED)
     assert splits.local is not None, "implicit feedback under the driver bound is collected too"
     chosen = tuning.TuningResult(tuning.Candidate(6, 0.1, "ndcg", math.nan), [], 0.2, [])
     fit = stages.fit(spark, splits, chosen, ModelOptions(feedback=Feedback.IMPLICIT, max_iter=6, seed=SEED))

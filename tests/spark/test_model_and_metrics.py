@@ -213,5 +213,8 @@ def test_errors_of_several_predictions_in_one_pass_equal_each_alone(spark) -> No
     together = evaluate.errors_of(test, predictions)
     assert together == {name: pytest.approx(evaluate.rating_errors(test, p)) for name, p in predictions.items()}
     assert together["a"]["mae"] == pytest.approx((20 + 30 + 50 + 50) / 4)
+    assert together["a"]["rmse"] == pytest.approx(((20**2 + 30**2 + 50**2 + 50**2) / 4) ** 0.5)
+    # b = rating / 2 + 10: errors -25, 0, -40, 10
+    assert together["b"] == pytest.approx({"rmse": ((25**2 + 40**2 + 10**2) / 4) ** 0.5, "mae": (25 + 40 + 10) / 4})
     empty = evaluate.errors_of(test.limit(0), predictions)
     assert all(math.isnan(v) for errors in empty.values() for v in errors.values())

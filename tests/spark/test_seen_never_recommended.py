@@ -59,7 +59,7 @@ def test_splits_are_the_same_when_recomputed(spark, listening) -> None:  # type:
     path, rows = listening
     conf = JobConfig.from_fields(inputs=(str(path),), output="unused")
     inputs = stages.read_inputs(spark, conf.input, conf.gates)
-    splits = stages.split(inputs, conf.tuning, conf.model.seed, Feedback.IMPLICIT)
+    splits = stages.split(inputs, conf.tuning, conf.model.seed)
     try:
         before = [sorted(map(tuple, df.collect())) for df in (splits.train, splits.valid, splits.test)]
         splits.train.unpersist()  # as a stage that drops it would: the others stay cached

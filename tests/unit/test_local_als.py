@@ -83,25 +83,45 @@ def test_top_k_breaks_ties_by_lower_column_and_skips_masked_items() -> None:
     assert recommend.top_k(ranking, 4).tolist() == [[1, 2, 4, 3], [1, -1, -1, -1]]
 
 
-def test_lowest_k_on_wide_rows_equals_a_full_sort_with_ties_and_masks() -> None:
-    # Wide enough for the sampled-bound prefilter; integer costs make ties at the k-th value
-    # common, masked cells (+inf) leave some rows short of k and some sampled columns empty.
+def full_sort_top_k(cost: np.ndarray, k: int) -> list[list[int]]:
+    """Each row's k lowest finite costs' columns, ties to the lower column, -1 past the finite ones."""
+    out = []
+    for row in cost:
+        finite = np.flatnonzero(np.isfinite(row))
+        best = finite[np.lexsort((finite, row[finite]))][:k]
+        out.append(np.pad(best, (0, k - best.size), constant_values=-1).tolist())
+    return out
+
+
+def test_lowest_k_on_wide_rows_equals_a_full_sort_with_ties_and_masks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Wide enough for the sampled-bound prefilter; costs on a grid of 0.01 make ties at the k-th
+    # value happen, masked cells (+inf) leave some rows short of k and some sampled columns empty.
+    full = recommend._lowest_k_full
+    whole_blocks = []
+
+    def spy(cost: np.ndarray, k: int) -> np.ndarray:
+        if cost.shape[1] == width:  # a selection over whole rows, not over the prefilter's candidates
+            whole_blocks.append(cost.shape[0])
+        return full(cost, k)
+
+    monkeypatch.setattr(recommend, "_lowest_k_full", spy)
     rng = np.random.default_rng(11)
-    for k, width in [(10, 700), (3, 400), (10, 2000)]:
-        cost = np.round(rng.standard_normal((40, width)) * 3)
+    for k, width in [(10, 3000), (3, 1000), (10, 5000)]:
+        cost = np.round(rng.standard_normal((40, width)) * 100) / 100
         cost[rng.random(cost.shape) < 0.3] = np.inf
         cost[0, :] = np.inf
         cost[1, ::recommend.PREFILTER_STRIDE] = np.inf  # its sample is all masked: the whole row
         cost[2, :] = np.inf
         cost[2, [5, 600 % width]] = [1.0, 1.0]  # two unmasked cells, tied
-        cost[3, :] = 2.0  # every cell tied with the sampled bound: the lowest columns win
-        cost[3, -1] = 1.0
-        expected = []
-        for row in cost:
-            finite = np.flatnonzero(np.isfinite(row))
-            best = finite[np.lexsort((finite, row[finite]))][:k]
-            expected.append(np.pad(best, (0, k - best.size), constant_values=-1).tolist())
-        assert recommend.lowest_k(cost, k).tolist() == expected
+        cost[3] = 10 + np.abs(cost[3])  # its k lowest all sampled: the bound is its k-th lowest itself
+        cost[3, ::recommend.PREFILTER_STRIDE][:k] = np.arange(k)
+        whole_blocks.clear()
+        assert recommend.lowest_k(cost, k).tolist() == full_sort_top_k(cost, k)
+        assert whole_blocks == [3]  # only the rows the sample cannot bound went the long way
+    # every cell tied with the sampled bound: too many candidates, the whole block the long way
+    tied = np.full((2, 700), 2.0)
+    tied[0, -1] = 1.0
+    assert recommend.lowest_k(tied, 10).tolist() == full_sort_top_k(tied, 10)
 
 
 def test_ndcg_uses_binary_relevance_and_the_ideal_over_min_relevant_k() -> None:
