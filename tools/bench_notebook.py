@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from glue_jobs.recommender.stages import split_by_pair
 
     config = JobConfig.from_fields(inputs=(opts.input,), output="unused", seed=opts.seed)
-    spark = local_session(config)
+    spark = local_session(config, short_run=False)  # the notebook as people run it: the JVM's defaults
     prepare_session(spark, config)
     # The same ratings and the same split as the job (its split function, its shares, the seed).
     ratings = ingest(spark, config.input.inputs).ratings.filter(F.col(c.RATING) != c.NEVER_PLAY_AGAIN)

@@ -6,6 +6,7 @@ and a JobConfig, so every line of logic is the same in all three places.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import sys
@@ -22,12 +23,29 @@ from glue_jobs.recommender.job import JobFailed, JobResult, run
 
 log = logging.getLogger("recommender")
 EXIT_FAILED = 2
-LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -Xss16m"
+SHORT_RUN_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -Xss16m"
+SHORT_RUN_BYTES = 40 << 20  # local input up to this size (~3M R1 ratings, the driver path's bound)
 LOCAL_FILE_OPEN_COST = 256 * 1024
 
 
-def local_session(config: cfg.JobConfig) -> SparkSession:
-    """A session sized for a laptop or CI box; under spark-submit the submitted master wins."""
+def local_input_bytes(paths: Sequence[str]) -> int | None:
+    """Bytes of the local input files (paths, directories or globs); None when any is not local."""
+    total = 0
+    for path in paths:
+        if "://" in path and not path.startswith("file://"):
+            return None
+        for match in glob.glob(path.removeprefix("file://")):
+            if os.path.isdir(match):
+                total += sum(os.path.getsize(os.path.join(root, name))
+                             for root, _, names in os.walk(match) for name in names)
+            else:
+                total += os.path.getsize(match)
+    return total
+
+
+def local_session(config: cfg.JobConfig, short_run: bool | None = None) -> SparkSession:
+    """A session sized for a laptop or CI box; under spark-submit the submitted master wins.
+    `short_run` (default: local input of at most SHORT_RUN_BYTES) compiles with C1 only."""
     launched_here = "PYSPARK_GATEWAY_PORT" not in os.environ  # spark-submit starts the JVM first
     if launched_here:
         # Only for a JVM we start ourselves: on a cluster the driver must stay reachable.
@@ -35,6 +53,9 @@ def local_session(config: cfg.JobConfig) -> SparkSession:
         # Python workers must run this interpreter (the venv), not whatever python3 is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = SparkConf()
+    if short_run is None:
+        size = local_input_bytes(config.input.inputs)
+        short_run = size is not None and size <= SHORT_RUN_BYTES
     builder = SparkSession.builder.appName("recommender")
     if launched_here and not conf.contains("spark.master"):
         partitions = cfg.shuffle_partitions_for(config.spark.shuffle_partitions, config.spark.master)
@@ -46,16 +67,18 @@ def local_session(config: cfg.JobConfig) -> SparkSession:
                    .config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.ui.showConsoleProgress", "false")
-                   # A run is too short for C2's optimised code to repay its compiling (on the cores the
-                   # job needs); C1 alone: 100k ratings end to end in 19.6 and 24.1 s against 27.4 and
-                   # 26.6 s with C2, 1M in 63.6 and 63.7 s against 66.1 and 68.5 s (interleaved runs).
-                   # C1's frames are larger: a plain Spark ALS (no checkpoints, as the notebook in
-                   # tools/bench_notebook.py fits it) overflowed the default 1 MB task-thread stack
-                   # deserialising its lineage, so the threads get 16 MB.
-                   .config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
                    # Small inputs read in several tasks, not one: a file is cut in pieces of at least
                    # this much (the default 4 MB left 100k ratings, 1.3 MB, to one core).
                    .config("spark.sql.files.openCostInBytes", str(LOCAL_FILE_OPEN_COST)))
+        if short_run:
+            # Small input: the run is too short for C2's optimised code to repay its compiling
+            # (on the cores the job needs); C1 alone: 100k ratings end to end in 19.6 and 24.1 s
+            # against 27.4 and 26.6 s with C2, 1M in 63.6 and 63.7 s against 66.1 and 68.5 s
+            # (interleaved runs). Long Spark work pays for C2: the notebook's 5-fold grid at
+            # 150k took 465 s under C1, 328 s without it in the previous session's bench. C1's
+            # frames are larger: a plain Spark ALS (no checkpoints) overflowed the default 1 MB
+            # task-thread stack deserialising its lineage, so the threads get 16 MB.
+            builder = builder.config("spark.driver.extraJavaOptions", SHORT_RUN_JVM_OPTIONS)
     spark = (builder
              .config("spark.sql.adaptive.enabled", "true")
              .config("spark.sql.session.timeZone", "UTC")
