@@ -98,11 +98,17 @@ class TuningResult:
 def tune(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataFrame,
          model: ModelOptions, tuning: TuningOptions, local: local_model.LocalData | None = None) -> TuningResult:
     """`local`: every rating, already collected (local_model.eligible); else the tuning collects
-    its sample itself."""
-    if not model.feedback.has_ratings:
-        if local is None:
-            return tune_on_spark(spark, train, valid, blocked, model, tuning)
-        return tune_implicit(local, model, tuning)
+    its sample itself (explicit feedback) or tunes with Spark fits (implicit: tune_on_spark).
+
+    Implicit feedback on the driver is tune_on_spark's choice made in NumPy: the same grid (ranks x
+    regParams, no bias-only model: implicit ALS has no biases, so no --bias-reg stage either),
+    scored by validation NDCG@k as the Spark path ranks (every validation play relevant, the
+    fold's training pairs and the 255s excluded), then the popularity-weight curve. On generated
+    listening data (100k plays) Spark's grid scored rank 10 0.209-0.210, rank 20 0.192-0.196 and
+    rank 50 0.148-0.165, and NumPy's stopped after rank 20 (the rank pruning) with the same choice
+    (rank 10, reg 0.05, weight 0.2) and curve (to 0.002)."""
+    if local is None and not model.feedback.has_ratings:
+        return tune_on_spark(spark, train, valid, blocked, model, tuning)
     start = time.perf_counter()
     data = (tuning_data_of(local) if local is not None
             else collect_tuning_data(spark, train, valid, blocked, tuning.sample_ratings, model.seed))
@@ -113,36 +119,12 @@ def tune(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataF
              time.perf_counter() - collected)
     with local_als.single_threaded_blas():  # the threads below are the parallelism
         grid, first_fold = _fit_grid(folds, model, tuning)
-        shrink = tune_bias_reg(data, folds, grid, first_fold, model, tuning)
-        best = shrink.best
+        shrink = (tune_bias_reg(data, folds, grid, first_fold, model, tuning) if model.feedback.has_ratings
+                  else unshrunk(grid, folds, first_fold, model.bias_reg[0]))
         start = time.perf_counter()
         weight, curve = local_popularity_weight(shrink.folds[0], shrink.factors, model.feedback, tuning)
     log.info("popularity weight %g chosen from %d in %.1f s", weight, len(curve), time.perf_counter() - start)
-    return TuningResult(best, grid, weight, curve, shrink.bias_reg, shrink.baseline_bias_reg, shrink.curve)
-
-
-def tune_implicit(local: local_model.LocalData, model: ModelOptions, tuning: TuningOptions) -> TuningResult:
-    """tune_on_spark's choice made in NumPy on the collected ratings: the same grid (ranks x
-    regParams, no bias-only model: implicit ALS has no biases, so no --bias-reg stage either),
-    scored by validation NDCG@k as the Spark path ranks (every validation play relevant, the
-    fold's training pairs and the 255s excluded), then the popularity-weight curve. _fit_grid's rank
-    pruning holds here too: on generated listening data (100k plays) Spark's grid scored rank 10
-    0.209-0.210, rank 20 0.192-0.196 and rank 50 0.148-0.165, and NumPy's stopped after rank 20
-    with the same choice (rank 10, reg 0.05, weight 0.2) and curve (to 0.002). On 1M generated plays
-    ranking the validation users was most of each candidate, hence `--tune-eval-users`."""
-    start = time.perf_counter()
-    data = tuning_data_of(local)
-    folds = local_folds(data, model, tuning, model.bias_reg[0])
-    log.info("tuning implicit feedback on %d ratings of %d users: %d fold(s) prepared in %.1f s",
-             data.ratings.values.size, data.ratings.n_users, len(folds), time.perf_counter() - start)
-    with local_als.single_threaded_blas():  # the threads below are the parallelism
-        grid, first_fold = _fit_grid(folds, model, tuning)
-        best = choose(grid)
-        start = time.perf_counter()
-        weight, curve = local_popularity_weight(folds[0], first_fold[(best.rank, best.reg_param)], model.feedback,
-                                                tuning)
-    log.info("popularity weight %g chosen from %d in %.1f s", weight, len(curve), time.perf_counter() - start)
-    return TuningResult(best, grid, weight, curve)
+    return TuningResult(shrink.best, grid, weight, curve, shrink.bias_reg, shrink.baseline_bias_reg, shrink.curve)
 
 
 @dataclass(frozen=True)
@@ -194,6 +176,13 @@ def tune_bias_reg(data: TuningData, folds: list[LocalFold], grid: list[Candidate
     curve = [{"bias_reg": v, best.metric: round(model_at[v].value, 6), "bias_only_rmse": round(biases_alone[v], 6)}
              for v in values] if len(values) > 1 else []
     return BiasShrinkage(cand, chosen_value, baseline, folds_at[chosen_value], factors, curve)
+
+
+def unshrunk(grid: list[Candidate], folds: list[LocalFold],
+             first_fold: dict[tuple[int, float], local_als.Factors], bias_reg: float) -> BiasShrinkage:
+    """The grid's best as it is: implicit ALS has no biases to shrink (`bias_reg` is recorded nowhere)."""
+    best = choose(grid)
+    return BiasShrinkage(best, bias_reg, bias_reg, folds, first_fold[(best.rank, best.reg_param)], [])
 
 
 def _bias_only_rmse(folds: list[LocalFold], model: ModelOptions, tuning: TuningOptions) -> float:
