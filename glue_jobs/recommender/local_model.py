@@ -236,11 +236,13 @@ def rating_errors(model: LocalModel, baseline_bias_reg: float | None = None) -> 
     return out
 
 
-def evaluated_users(users: np.ndarray, bound: int, seed: int) -> np.ndarray:
-    """About `bound` of the (distinct) users, drawn with a seeded generator; all when fewer or 0."""
-    if not bound or users.size <= bound:
-        return users
-    return np.sort(np.random.default_rng(seed).choice(users, size=bound, replace=False))
+def of_some_users(users: np.ndarray, rows: np.ndarray, bound: int, seed: int) -> np.ndarray:
+    """`rows` (a mask over ratings whose users are `users`) narrowed to `bound` of their distinct
+    users, drawn with a seeded generator; all of them when fewer or `bound` is 0."""
+    distinct = np.unique(users[rows])
+    if not bound or distinct.size <= bound:
+        return rows
+    return rows & np.isin(users, np.random.default_rng(seed).choice(distinct, size=bound, replace=False))
 
 
 def ranking(model: LocalModel, k: int, threshold: float, eval_users: int,
@@ -251,9 +253,7 @@ def ranking(model: LocalModel, k: int, threshold: float, eval_users: int,
     ratings (explicit), every play (implicit)."""
     data, feedback = model.data, model.params.feedback
     test, fitted = data.part(TEST), data.part(TRAIN, VALID)
-    liked = local_eval.relevant(test.values, feedback, threshold)
-    chosen = evaluated_users(np.unique(test.users[liked]), eval_users, seed)
-    keep = liked & np.isin(test.users, chosen)
+    keep = of_some_users(test.users, local_eval.relevant(test.values, feedback, threshold), eval_users, seed)
     task = local_eval.ranking_task(test.users[keep], test.items[keep],
                                    np.concatenate([fitted.users, data.blocked_users]),
                                    np.concatenate([fitted.items, data.blocked_items]), test.n_items)

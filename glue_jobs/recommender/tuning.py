@@ -409,9 +409,8 @@ def _local_fold(data: TuningData, in_valid: np.ndarray, model: ModelOptions, tun
     feedback = model.feedback
     train, valid = data.ratings.subset(~in_valid), data.ratings.subset(in_valid)
     prepared = local_als.prepare_for(train, feedback, bias_reg)
-    liked = local_eval.relevant(valid.values, feedback, tuning.relevance_threshold)
-    chosen = local_model.evaluated_users(np.unique(valid.users[liked]), tuning.tune_eval_users, model.seed)
-    liked &= np.isin(valid.users, chosen)
+    relevant = local_eval.relevant(valid.values, feedback, tuning.relevance_threshold)
+    liked = local_model.of_some_users(valid.users, relevant, tuning.tune_eval_users, model.seed)
     task = local_eval.ranking_task(valid.users[liked], valid.items[liked],
                                    np.concatenate([train.users, data.blocked_users]),
                                    np.concatenate([train.items, data.blocked_items]), train.n_items)
