@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from pyspark.sql import types as T
 from glue_jobs import contracts as c
 from glue_jobs.recommender.model import BIAS, FEATURES, N_RATINGS, ModelParams, RecommenderModel
 
-BLOCK_CELLS = 8_000_000  # users x artists scored at once (64 MB of float64)
+BLOCK_CELLS = 1_000_000  # users x artists scored at once (8 MB of float64: a block stays in cache)
 
 
 def block_rows(n_items: int) -> int:
@@ -46,6 +47,14 @@ class Catalog:
     matrix: np.ndarray  # artists x d
     offsets: np.ndarray  # per-artist constant added to the score
     prior: np.ndarray | None = None  # per-artist bonus added to the ranking score, not to the rating
+
+    @cached_property
+    def cost_matrix(self) -> np.ndarray:
+        """(d + 1) x artists, contiguous: a user's [vec, 1] times it is minus the ranking score
+        without the user's own offset (which orders nothing), so one matrix product gives the
+        cost that lowest_k selects from, with no pass over the block to add biases and prior."""
+        ranking_offsets = self.offsets if self.prior is None else self.offsets + self.prior
+        return np.ascontiguousarray(-np.hstack([self.matrix, ranking_offsets[:, None]]).T)
 
 
 def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclude: DataFrame,
@@ -97,7 +106,8 @@ def lowest_k(cost: np.ndarray, k: int) -> np.ndarray:
     if k and m >= 4 * k * PREFILTER_STRIDE and n:
         bound = np.partition(cost[:, ::PREFILTER_STRIDE], k - 1, axis=1)[:, k - 1]
         exact = np.isfinite(bound)  # rows with fewer than k unmasked sampled cells: the whole row
-        rows, cols = np.nonzero(cost <= np.where(exact, bound, np.nan)[:, None])
+        # flatnonzero: 2-D nonzero costs 16x as much per cell (1.96 against 0.12 ns at 81 x 98k)
+        rows, cols = np.divmod(np.flatnonzero(cost <= np.where(exact, bound, np.nan)[:, None]), m)
         counts = np.bincount(rows, minlength=n)
         width = int(counts.max())
         if 0 < width <= m // 4:
@@ -139,28 +149,37 @@ def _lowest_k_full(cost: np.ndarray, k: int) -> np.ndarray:
 
 def score_block(batch: list[Any], cat: Catalog, n: int, clip: tuple[float, float] | None) -> Iterator[Row]:
     """Top-n rows of a block of users (mappings with user_id, vec, offset and seen: the artist ids
-    never to recommend); the Spark partitions and local_model.top_n both score through here."""
+    never to recommend); the Spark partitions and local_model.top_n both score through here.
+
+    The block's cost (minus the ranking score) is one matrix product against cat.cost_matrix; the
+    user's offset and the predicted rating are added for the n chosen artists only, so the block
+    is written once and read by the selection. 3,000 users against 98k artists (R1's catalogue),
+    rank 10: 0.65 s against 3.19 s when biases, prior and sign were added to a 64 MB score matrix,
+    with the same rows (medians of 3, interleaved; 1M-cell blocks and lowest_k's flatnonzero included)."""
     n_items = cat.artist_ids.size
     if n_items == 0:
         return
     vecs = np.array([row["vec"] for row in batch], dtype=np.float64)
     offsets = np.array([row["offset"] for row in batch], dtype=np.float64)
-    scores = vecs @ cat.matrix.T + cat.offsets[None, :] + offsets[:, None]
-    ranking = scores + cat.prior[None, :] if cat.prior is not None else scores.copy()
+    cost = np.hstack([vecs, np.ones((len(batch), 1))]) @ cat.cost_matrix
     for i, row in enumerate(batch):
         if row["seen"]:
             seen = np.asarray(row["seen"], dtype=np.int64)
             pos = np.minimum(np.searchsorted(cat.artist_ids, seen), n_items - 1)
             pos = pos[cat.artist_ids[pos] == seen]  # artists outside the catalog: nothing to mask
-            ranking[i, pos] = -np.inf
-    top = top_k(ranking, n)  # the whole block at once; -1 past the artists left to a user
+            cost[i, pos] = np.inf
+    top = lowest_k(cost, n)  # the whole block at once; -1 past the artists left to a user
     for i, row in enumerate(batch):
-        s = ranking[i]
+        chosen = top[i][top[i] >= 0]
         user_id = int(row[c.USER_ID])
-        for rank, j in enumerate(top[i][top[i] >= 0].tolist(), start=1):
-            # Rounding is monotone: the rounded scores stay non-increasing down the list.
-            rating = None if clip is None else round(float(min(max(scores[i, j], clip[0]), clip[1])), 4)
-            yield user_id, rank, int(cat.artist_ids[j]), round(float(s[j]), 4), rating
+        # Rounding is monotone, and so is adding one offset: the scores never rise down the list.
+        scores = (offsets[i] - cost[i, chosen]).tolist()
+        ratings: list[float | None] = [None] * chosen.size
+        if clip is not None:
+            predicted = cat.matrix[chosen] @ vecs[i] + cat.offsets[chosen] + offsets[i]
+            ratings = [round(float(r), 4) for r in np.clip(predicted, clip[0], clip[1])]
+        for rank, (j, score, rating) in enumerate(zip(chosen.tolist(), scores, ratings), start=1):
+            yield user_id, rank, int(cat.artist_ids[j]), round(score, 4), rating
 
 
 def model_catalog(model: RecommenderModel) -> Catalog:
