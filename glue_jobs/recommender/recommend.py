@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -162,24 +163,26 @@ def score_block(batch: list[Any], cat: Catalog, n: int, clip: tuple[float, float
     vecs = np.array([row["vec"] for row in batch], dtype=np.float64)
     offsets = np.array([row["offset"] for row in batch], dtype=np.float64)
     cost = np.hstack([vecs, np.ones((len(batch), 1))]) @ cat.cost_matrix
-    for i, row in enumerate(batch):
-        if row["seen"]:
-            seen = np.asarray(row["seen"], dtype=np.int64)
-            pos = np.minimum(np.searchsorted(cat.artist_ids, seen), n_items - 1)
-            pos = pos[cat.artist_ids[pos] == seen]  # artists outside the catalog: nothing to mask
-            cost[i, pos] = np.inf
+    seen = [row["seen"] or () for row in batch]
+    lengths = np.fromiter(map(len, seen), dtype=np.int64, count=len(batch))
+    if lengths.any():
+        flat = np.fromiter(chain.from_iterable(seen), dtype=np.int64, count=int(lengths.sum()))
+        pos = np.minimum(np.searchsorted(cat.artist_ids, flat), n_items - 1)
+        inside = cat.artist_ids[pos] == flat  # artists outside the catalog: nothing to mask
+        cost[np.repeat(np.arange(len(batch)), lengths)[inside], pos[inside]] = np.inf
     top = lowest_k(cost, n)  # the whole block at once; -1 past the artists left to a user
-    for i, row in enumerate(batch):
-        chosen = top[i][top[i] >= 0]
-        user_id = int(row[c.USER_ID])
-        # Rounding is monotone, and so is adding one offset: the scores never rise down the list.
-        scores = (offsets[i] - cost[i, chosen]).tolist()
-        ratings: list[float | None] = [None] * chosen.size
-        if clip is not None:
-            predicted = cat.matrix[chosen] @ vecs[i] + cat.offsets[chosen] + offsets[i]
-            ratings = [round(float(r), 4) for r in np.clip(predicted, clip[0], clip[1])]
-        for rank, (j, score, rating) in enumerate(zip(chosen.tolist(), scores, ratings), start=1):
-            yield user_id, rank, int(cat.artist_ids[j]), round(score, 4), rating
+    rows, ranks = np.nonzero(top >= 0)  # user by user, best first
+    cols = top[rows, ranks]
+    # Rounding is monotone, and so is adding one offset: the scores never rise down a list.
+    scores = [round(s, 4) for s in (offsets[rows] - cost[rows, cols]).tolist()]
+    ratings: list[float | None] = [None] * cols.size
+    if clip is not None:
+        predicted = np.einsum("ij,ij->i", cat.matrix[cols], vecs[rows]) + cat.offsets[cols] + offsets[rows]
+        ratings = [round(r, 4) for r in np.clip(predicted, clip[0], clip[1]).tolist()]
+    user_ids = [int(row[c.USER_ID]) for row in batch]
+    for i, rank, artist, score, rating in zip(rows.tolist(), (ranks + 1).tolist(), cat.artist_ids[cols].tolist(),
+                                              scores, ratings):
+        yield user_ids[i], rank, artist, score, rating
 
 
 def model_catalog(model: RecommenderModel) -> Catalog:
