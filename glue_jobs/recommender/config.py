@@ -151,7 +151,7 @@ OPTIONS: tuple[Option, ...] = (
            "exactly 0..100, the mark of play counts scaled per user; else explicit)",
            valid=lambda v: isinstance(v, Feedback),
            problem=f"{{flag}} must be {_one_of(*Feedback)}, got {{v!r}}"),
-    Option("max-iter", "model", "max_iter", _integer, 10, "ALS iterations", **_AT_LEAST_1),
+    Option("max-iter", "model", "max_iter", _integer, 20, "ALS iterations", **_AT_LEAST_1),
     Option("alpha", "model", "alpha", _number, 10.0, "implicit ALS confidence scale"),
     Option("bias-reg", "model", "bias_reg", _numbers, (10.0, 30.0, 100.0),
            "shrinkage of user and artist biases, in pseudo-ratings; with several values (explicit "
@@ -170,9 +170,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("ranks", "tuning", "ranks", _integers, (10, 20, 50), "ALS ranks to try",
            valid=lambda v: bool(v) and min(v) >= 1, problem="{flag} must be positive integers, got {v}"),
     Option("all-ranks", "tuning", "all_ranks", _boolean, False,
-           "tuning on the driver: fit every rank of --ranks; by default a rank is tried only while the rank "
-           "before it beat its own predecessor on validation (the two smallest always)"),
-    Option("reg-params", "tuning", "reg_params", _numbers, (0.05, 0.1, 0.2), "ALS regParam values to try",
+           "tuning on the driver: fit every rank of --ranks and every --reg-params value; by default a rank "
+           "is tried only while the rank before it beat its own predecessor on validation (the two smallest "
+           "always), and each rank's regParams are walked from the middle (or the previous rank's choice) "
+           "towards the better neighbour until both neighbours of the best were fitted"),
+    Option("reg-params", "tuning", "reg_params", _numbers, (0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
+           "ALS regParam values to try (tuning on the driver walks them per rank: see --all-ranks)",
            valid=lambda v: bool(v) and min(v) >= 0, problem="{flag} must be non-negative, got {v}"),
     Option("folds", "tuning", "folds", _integer, 0,
            "k-fold cross-validation over train+validation (0: one hold-out split)",

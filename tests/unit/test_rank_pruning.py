@@ -57,3 +57,52 @@ def test_ndcg_selection_compares_the_other_way(monkeypatch: pytest.MonkeyPatch) 
 def test_all_ranks_fits_every_rank(monkeypatch: pytest.MonkeyPatch) -> None:
     grid = run_grid(monkeypatch, {0: 20.0, 10: 12.0, 20: 13.0, 50: 14.0}, all_ranks=True)
     assert grid == [(0, 0.0), (10, 0.05), (10, 0.1), (20, 0.05), (20, 0.1), (50, 0.05), (50, 0.1)]
+
+
+def walk(monkeypatch: pytest.MonkeyPatch, value: dict[tuple[int, float], float], regs: tuple[float, ...],
+         all_ranks: bool = False) -> list[tuple[int, float]]:
+    """The candidates fitted, in the order they were submitted, when (rank, reg) scores `value`."""
+    fitted: list[tuple[int, float]] = []
+
+    def fake(folds: object, params: tuple[int, float], model: ModelOptions,
+             options: TuningOptions) -> tuple[tuning.Candidate, local_als.Factors]:
+        fitted.append(params)
+        factors = local_als.Factors(np.zeros((1, params[0])), np.zeros((1, params[0])))
+        return tuning.Candidate(params[0], params[1], "rmse", value.get(params, 20.0), 0.1), factors
+
+    monkeypatch.setattr(tuning, "_evaluate_candidate", fake)
+    options = TuningOptions(ranks=tuple(sorted({r for r, _ in value if r})), reg_params=regs, all_ranks=all_ranks,
+                            parallelism=1)
+    grid, _ = tuning._fit_grid([], ModelOptions(), options)
+    assert sorted(fitted) == sorted((g.rank, g.reg_param) for g in grid)
+    return fitted
+
+
+REGS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+def test_regparams_are_walked_to_the_grids_best_with_fewer_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # unimodal in regParam, best at 0.01 for rank 10 and at 0.2 for rank 20: the walk starts at the
+    # middle (0.05) for rank 10 and at rank 10's choice (0.01) for rank 20
+    curve10 = dict(zip(REGS, [11.0, 11.5, 12.0, 13.0, 14.0, 15.0]))
+    curve20 = dict(zip(REGS, [14.0, 13.0, 12.5, 12.2, 10.5, 10.9]))
+    value = {(0, 0.0): 19.0, **{(10, g): v for g, v in curve10.items()}, **{(20, g): v for g, v in curve20.items()}}
+    fitted = walk(monkeypatch, value, REGS)
+    assert set(fitted) == {(0, 0.0), (10, 0.02), (10, 0.05), (10, 0.1), (10, 0.01),
+                           (20, 0.01), (20, 0.02), (20, 0.05), (20, 0.1), (20, 0.2), (20, 0.5)}
+    assert fitted[:4] == [(0, 0.0), (10, 0.02), (10, 0.05), (10, 0.1)]
+    assert fitted[5:7] == [(20, 0.01), (20, 0.02)], "rank 20 starts where rank 10 ended"
+    full = walk(monkeypatch, value, REGS, all_ranks=True)
+    assert len(full) == 1 + 2 * len(REGS)
+    best = min(value, key=lambda params: value[params])
+    assert best in fitted, "the walk reaches the whole grid's best"
+
+
+def test_a_flat_curve_stops_after_the_first_three(monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    value = {(0, 0.0): 19.0, **{(10, g): 12.0 - abs(g - 0.05) for g in REGS}}
+    value[(10, 0.05)] = 11.0  # best in the middle: its neighbours are fitted, nothing further
+    with caplog.at_level(logging.INFO, logger="recommender"):
+        fitted = walk(monkeypatch, value, REGS)
+    assert fitted == [(0, 0.0), (10, 0.02), (10, 0.05), (10, 0.1)]
+    assert "regParams not tried" in caplog.text and "rank=10 reg=0.5" in caplog.text
