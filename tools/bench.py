@@ -2,7 +2,7 @@
 wall time, stage timings, peak memory of the driver (Python + JVM, local mode) and quality.
 
     python tools/bench.py [--sizes 100000,1000000,4000000] [--notebook-sizes 20000] [--out .bench/results.md]
-    python tools/bench.py --quality [--quality-sizes 100000,1000000] [--quality-shape-size 100000]
+    python tools/bench.py --quality [--quality-sizes 100000,1000000,4000000] [--quality-shape-size 100000]
 
 Then the quality table (tools/bench_quality.py, written to .bench/quality.md); `--quality` runs
 only that.
@@ -195,7 +195,7 @@ def main() -> int:
     parser.add_argument("--reuse-size", type=int, default=150000,
                         help="size of the full-vs-reused comparison (0 to skip)")
     parser.add_argument("--quality", action="store_true", help="only the quality table (.bench/quality.md)")
-    parser.add_argument("--quality-sizes", default="100000,1000000",
+    parser.add_argument("--quality-sizes", default="100000,1000000,4000000",
                         help="sizes of the generated R1 rows of the quality table ('' for none)")
     parser.add_argument("--quality-shape-size", type=int, default=100000,
                         help="size of the listening and stars rows of the quality table")
