@@ -86,17 +86,12 @@ def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclu
     return spark.createDataFrame(out, RECOMMENDATION_SCHEMA)
 
 
-def top_k(ranking: np.ndarray, k: int) -> np.ndarray:
-    """Columns of each row's k best values, best first, ties to the lower column; -1 where a
-    row has fewer than k finite values (masked with -inf)."""
-    return lowest_k(-ranking, k)
-
-
 PREFILTER_STRIDE = 16  # lowest_k's sample: every 16th column
 
 
 def lowest_k(cost: np.ndarray, k: int) -> np.ndarray:
-    """top_k of -cost (so +inf is masked); works on `cost` as given, without a copy.
+    """Columns of each row's k lowest costs, lowest first, ties to the lower column; -1 where a
+    row has fewer than k finite values (+inf masks a cell). Works on `cost` as given, without a copy.
 
     Wide rows go through a prefilter: the k-th lowest of every PREFILTER_STRIDE-th column bounds
     each row's k-th lowest from above, so the cells at or under that bound hold the row's exact

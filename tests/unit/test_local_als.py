@@ -76,11 +76,11 @@ def test_predictions_are_clipped_and_unknown_ids_fall_back_to_the_mean() -> None
     assert got == pytest.approx([70.0, 53.0, 55.0])  # 50+5+3+10*2.5 clipped; item bias; user bias
 
 
-def test_top_k_breaks_ties_by_lower_column_and_skips_masked_items() -> None:
-    ranking = np.array([[1.0, 3.0, 3.0, 2.0, 3.0],
-                        [-np.inf, 1.0, -np.inf, -np.inf, -np.inf]])
-    assert recommend.top_k(ranking, 2).tolist() == [[1, 2], [1, -1]]
-    assert recommend.top_k(ranking, 4).tolist() == [[1, 2, 4, 3], [1, -1, -1, -1]]
+def test_lowest_k_breaks_ties_by_lower_column_and_skips_masked_items() -> None:
+    cost = -np.array([[1.0, 3.0, 3.0, 2.0, 3.0],
+                      [-np.inf, 1.0, -np.inf, -np.inf, -np.inf]])
+    assert recommend.lowest_k(cost, 2).tolist() == [[1, 2], [1, -1]]
+    assert recommend.lowest_k(cost, 4).tolist() == [[1, 2, 4, 3], [1, -1, -1, -1]]
 
 
 def full_sort_top_k(cost: np.ndarray, k: int) -> list[list[int]]:
