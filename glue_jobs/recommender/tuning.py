@@ -159,15 +159,23 @@ def tune_bias_reg(data: TuningData, folds: list[LocalFold], grid: list[Candidate
         bias_first = next(g for g in grid if (g.rank, g.reg_param) == BIAS_ONLY)
         tried.append((first, bias_first, first_fold[BIAS_ONLY]))
     folds_at = {first: folds}
-    for value in values[1:]:
+
+    def refit_at(value: float) -> tuple[list[LocalFold], list[tuple[float, Candidate, local_als.Factors]]]:
         start = time.perf_counter()
-        folds_at[value] = other = local_folds(data, model, tuning, value)
+        other = local_folds(data, model, tuning, value)
         cand, factors = _evaluate_candidate(other, params, model, tuning)
-        tried.append((value, cand, factors))
+        out = [(value, cand, factors)]
         if params != BIAS_ONLY:
-            tried.append((value, *_evaluate_candidate(other, BIAS_ONLY, model, tuning)))
+            out.append((value, *_evaluate_candidate(other, BIAS_ONLY, model, tuning)))
         log.info("bias reg %g: rank=%d reg=%g %s=%.4g in %.1f s", value, cand.rank, cand.reg_param, cand.metric,
                  cand.value, time.perf_counter() - start)
+        return other, out
+
+    # `--parallelism` values at once, like the grid's candidates (4M ratings: 17 s one after the other)
+    with ThreadPoolExecutor(max_workers=tuning.parallelism) as pool:
+        for value, (other, out) in zip(values[1:], pool.map(refit_at, values[1:])):
+            folds_at[value] = other
+            tried.extend(out)
     chosen_value, cand, factors = min(tried, key=lambda t: (_sort_key(t[1]), t[1].rank, values.index(t[0])))
     biases_alone = {value: _bias_only_rmse(fs, model, tuning) for value, fs in folds_at.items()}
     baseline = min(values, key=lambda v: (biases_alone[v] if not math.isnan(biases_alone[v]) else math.inf,
