@@ -96,8 +96,7 @@ def popular_top_k(spark: SparkSession, popularity: DataFrame, user_ids: DataFram
     rated, about k + the rated ones among the first steps instead of a selection among all."""
     ranked = popularity.orderBy(F.desc("popularity"), c.ARTIST_ID).select(c.ARTIST_ID, "popularity").collect()
     order = spark.sparkContext.broadcast(([int(r[0]) for r in ranked], [round(float(r[1]), 4) for r in ranked]))
-    seen = exclude.groupBy(c.USER_ID).agg(F.collect_list(c.ARTIST_ID).alias("seen"))
-    users = user_ids.select(c.USER_ID).distinct().join(seen, c.USER_ID, "left")
+    users = recommend.with_seen(user_ids.select(c.USER_ID).distinct(), exclude)
 
     def walk(part: Iterable[Any]) -> Iterator[recommend.Row]:
         ids, scores = order.value

@@ -65,8 +65,7 @@ def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclu
     Returns user_id, rank (1..n), artist_id, score (the ranking score: prediction + prior,
     non-increasing in rank), predicted_rating (the prediction clipped to `clip`; null without
     a rating scale, clip None)."""
-    seen = exclude.groupBy(c.USER_ID).agg(F.collect_list(c.ARTIST_ID).alias("seen"))
-    rows = users.join(seen, c.USER_ID, "left").select(c.USER_ID, "vec", "offset", "seen")
+    rows = with_seen(users, exclude).select(c.USER_ID, "vec", "offset", "seen")
     bc = spark.sparkContext.broadcast(catalog)
 
     def score_partition(part: Iterable[Any]) -> Iterator[Row]:
@@ -84,6 +83,13 @@ def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclu
 
     out = rows.rdd.mapPartitions(score_partition)
     return spark.createDataFrame(out, RECOMMENDATION_SCHEMA)
+
+
+def with_seen(users: DataFrame, exclude: DataFrame) -> DataFrame:
+    """`users` (one row per user_id) with `seen`: the list of artists `exclude` pairs with each
+    user, null for a user without any; the lists a top-N step masks."""
+    seen = exclude.groupBy(c.USER_ID).agg(F.collect_list(c.ARTIST_ID).alias("seen"))
+    return users.join(seen, c.USER_ID, "left")
 
 
 PREFILTER_STRIDE = 16  # lowest_k's sample: every 16th column
