@@ -17,7 +17,7 @@ import numpy as np
 from glue_jobs import contracts as c
 from glue_jobs.recommender.config import Feedback
 from glue_jobs.recommender.local_als import Factors, Prepared
-from glue_jobs.recommender.recommend import block_rows, lowest_k
+from glue_jobs.recommender.recommend import Catalog, block_cost, block_rows, lowest_k
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,8 @@ def ndcg_at_k(task: RankingTask, prepared: Prepared, factors: Factors, item_coun
         return [float("nan")] * len(priors)
     catalog = np.flatnonzero(item_counts > 0)  # ascending index = artist-id order
     lists = _Lists.of(task, catalog)
-    # minus the score without the user's bias (which orders nothing): [x_u, 1] times this
-    cost_matrix = -np.vstack([prepared.scale * factors.items[catalog].T,
-                              prepared.global_mean + prepared.item_bias[catalog][None, :]])
+    # the ranking without the prior, which the loop below subtracts per weight
+    unit = Catalog(catalog, prepared.scale * factors.items[catalog], prepared.global_mean + prepared.item_bias[catalog])
     log_counts = np.log1p(item_counts[catalog].astype(np.float64))
     discount = 1.0 / np.log2(np.arange(k) + 2.0)
     ideal = np.cumsum(discount)[np.minimum(task.n_relevant, k) - 1]
@@ -110,7 +109,7 @@ def ndcg_at_k(task: RankingTask, prepared: Prepared, factors: Factors, item_coun
         rows = lists.rows(start)
         users = task.users[rows]
         # ranked by cost = -(score + prior), built in one buffer: this loop is the curve's cost
-        neg_scores = np.hstack([factors.users[users], np.ones((users.size, 1))]) @ cost_matrix
+        neg_scores = block_cost(unit, factors.users[users])
         cost = np.empty_like(neg_scores)
         totals = np.zeros(len(priors))
         for p, weight in enumerate(priors):

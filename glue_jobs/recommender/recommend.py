@@ -149,6 +149,12 @@ def _lowest_k_full(cost: np.ndarray, k: int) -> np.ndarray:
     return np.pad(chosen, ((0, 0), (0, k - take)), constant_values=-1)
 
 
+def block_cost(cat: Catalog, vecs: np.ndarray) -> np.ndarray:
+    """Users' vectors (rows) against the catalog: minus each ranking score without the user's
+    offset, in one matrix product (cat.cost_matrix), as lowest_k selects from."""
+    return np.hstack([vecs, np.ones((vecs.shape[0], 1))]) @ cat.cost_matrix
+
+
 def score_block(batch: list[Any], cat: Catalog, n: int, clip: tuple[float, float] | None) -> Iterator[Row]:
     """Top-n rows of a block of users (mappings with user_id, vec, offset and seen: the artist ids
     never to recommend); the Spark partitions and local_model.top_n both score through here.
@@ -163,7 +169,7 @@ def score_block(batch: list[Any], cat: Catalog, n: int, clip: tuple[float, float
         return
     vecs = np.array([row["vec"] for row in batch], dtype=np.float64)
     offsets = np.array([row["offset"] for row in batch], dtype=np.float64)
-    cost = np.hstack([vecs, np.ones((len(batch), 1))]) @ cat.cost_matrix
+    cost = block_cost(cat, vecs)
     seen = [row["seen"] or () for row in batch]
     lengths = np.fromiter(map(len, seen), dtype=np.int64, count=len(batch))
     if lengths.any():
