@@ -1,10 +1,12 @@
-"""Explicit tuning tries ranks in increasing order and stops at the first larger rank that did not
-beat the rank before it (`--all-ranks` tries them all). Candidates are scored by a stand-in with
-known validation figures (no ALS, no Spark): what is fitted, and in what order, is the point."""
+"""Tuning on the driver tries ranks in increasing order and stops at the first larger rank that did
+not beat the rank before it, and walks each rank's regParams (`--all-ranks` fits the whole grid).
+Candidates are scored by a stand-in with known validation figures (no ALS, no Spark): what is
+fitted, and in what order, is the point."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,22 +15,32 @@ from glue_jobs.recommender import local_als, tuning
 from glue_jobs.recommender.config import ModelOptions, TuningOptions
 
 
+def fit_grid(monkeypatch: pytest.MonkeyPatch, score: Callable[[tuple[int, float]], float],
+             options: TuningOptions) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """_fit_grid with each candidate's validation figure `score((rank, reg))`: the grid it
+    returns (in --ranks order) and the candidates in the order they were fitted."""
+    fitted: list[tuple[int, float]] = []
+
+    def fake(folds: object, params: tuple[int, float], model: ModelOptions,
+             options: TuningOptions) -> tuple[tuning.Candidate, local_als.Factors]:
+        fitted.append(params)
+        factors = local_als.Factors(np.zeros((1, params[0])), np.zeros((1, params[0])))
+        return tuning.Candidate(params[0], params[1], options.metric, score(params), 0.1), factors
+
+    monkeypatch.setattr(tuning, "_evaluate_candidate", fake)
+    grid, first_fold = tuning._fit_grid([], ModelOptions(), options)
+    reported = [(g.rank, g.reg_param) for g in grid]
+    assert set(first_fold) == set(reported) and sorted(fitted) == sorted(reported)
+    return reported, fitted
+
+
 def run_grid(monkeypatch: pytest.MonkeyPatch, rmse_by_rank: dict[int, float], *,
              all_ranks: bool = False, metric: str = "rmse") -> list[tuple[int, float]]:
     """The grid _fit_grid returns when each candidate's validation figure is its rank's
     (plus a little per regParam, so the regParams stay distinct)."""
-    def fake(folds: object, params: tuple[int, float], model: ModelOptions,
-             options: TuningOptions) -> tuple[tuning.Candidate, local_als.Factors]:
-        value = rmse_by_rank[params[0]] + params[1]
-        factors = local_als.Factors(np.zeros((1, params[0])), np.zeros((1, params[0])))
-        return tuning.Candidate(params[0], params[1], options.metric, value, 0.1), factors
-
-    monkeypatch.setattr(tuning, "_evaluate_candidate", fake)
     options = TuningOptions(ranks=tuple(r for r in rmse_by_rank if r), reg_params=(0.05, 0.1),
                             all_ranks=all_ranks, metric=metric)
-    grid, first_fold = tuning._fit_grid([], ModelOptions(), options)
-    assert set(first_fold) == {(g.rank, g.reg_param) for g in grid}
-    return [(g.rank, g.reg_param) for g in grid]
+    return fit_grid(monkeypatch, lambda params: rmse_by_rank[params[0]] + params[1], options)[0]
 
 
 def test_a_larger_rank_is_not_fitted_once_the_rank_before_stopped_helping(
@@ -62,20 +74,9 @@ def test_all_ranks_fits_every_rank(monkeypatch: pytest.MonkeyPatch) -> None:
 def walk(monkeypatch: pytest.MonkeyPatch, value: dict[tuple[int, float], float], regs: tuple[float, ...],
          all_ranks: bool = False) -> list[tuple[int, float]]:
     """The candidates fitted, in the order they were submitted, when (rank, reg) scores `value`."""
-    fitted: list[tuple[int, float]] = []
-
-    def fake(folds: object, params: tuple[int, float], model: ModelOptions,
-             options: TuningOptions) -> tuple[tuning.Candidate, local_als.Factors]:
-        fitted.append(params)
-        factors = local_als.Factors(np.zeros((1, params[0])), np.zeros((1, params[0])))
-        return tuning.Candidate(params[0], params[1], "rmse", value.get(params, 20.0), 0.1), factors
-
-    monkeypatch.setattr(tuning, "_evaluate_candidate", fake)
     options = TuningOptions(ranks=tuple(sorted({r for r, _ in value if r})), reg_params=regs, all_ranks=all_ranks,
                             parallelism=1)
-    grid, _ = tuning._fit_grid([], ModelOptions(), options)
-    assert sorted(fitted) == sorted((g.rank, g.reg_param) for g in grid)
-    return fitted
+    return fit_grid(monkeypatch, lambda params: value.get(params, 20.0), options)[1]
 
 
 REGS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
