@@ -100,13 +100,14 @@ def tune(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataF
     """`local`: every rating, already collected (local_model.eligible); else the tuning collects
     its sample itself (explicit feedback) or tunes with Spark fits (implicit: tune_on_spark).
 
-    Implicit feedback on the driver is tune_on_spark's choice made in NumPy: the same grid (ranks x
-    regParams, no bias-only model: implicit ALS has no biases, so no --bias-reg stage either),
-    scored by validation NDCG@k as the Spark path ranks (every validation play relevant, the
-    fold's training pairs and the 255s excluded), then the popularity-weight curve. On generated
-    listening data (100k plays) Spark's grid scored rank 10 0.209-0.210, rank 20 0.192-0.196 and
-    rank 50 0.148-0.165, and NumPy's stopped after rank 20 (the rank pruning) with the same choice
-    (rank 10, reg 0.05, weight 0.2) and curve (to 0.002)."""
+    Implicit feedback on the driver is tune_on_spark's choice made in NumPy: ranks x regParams
+    (pruned and walked by _fit_grid where tune_on_spark fits them all; no bias-only model: implicit
+    ALS has no biases, so no --bias-reg stage either), scored by validation NDCG@k as the Spark
+    path ranks (every validation play relevant, the fold's training pairs and the 255s excluded),
+    then the popularity-weight curve. On generated listening data (100k plays; 10 iterations and
+    the grid 0.05,0.1,0.2, the defaults then) Spark's grid scored rank 10 0.209-0.210, rank 20
+    0.192-0.196 and rank 50 0.148-0.165, and NumPy's stopped after rank 20 (the rank pruning) with
+    the same choice (rank 10, reg 0.05, weight 0.2) and curve (to 0.002)."""
     if local is None and not model.feedback.has_ratings:
         return tune_on_spark(spark, train, valid, blocked, model, tuning)
     start = time.perf_counter()
