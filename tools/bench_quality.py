@@ -115,7 +115,8 @@ def chosen_model(m: RunMetrics) -> str:
     bp = m.best_params
     model = "bias only (rank 0)" if bp.rank == 0 else f"rank {bp.rank}, reg {bp.reg_param:g}"
     bias_reg = "" if bp.bias_reg is None else f", bias reg {bp.bias_reg:g}"
-    return f"job: {model}{bias_reg}, popularity weight {bp.popularity_weight:g}"
+    blend = f", blend {bp.blend_weight:g}" if bp.blend_weight else ""
+    return f"job: {model}{bias_reg}, popularity weight {bp.popularity_weight:g}{blend}"
 
 
 HEADER = ["| data | feedback (job) | model | RMSE | MAE | RMSE vs bias | P@10 | NDCG@10 | P@10 vs popularity | "

@@ -153,6 +153,11 @@ OPTIONS: tuple[Option, ...] = (
            problem=f"{{flag}} must be {_one_of(*Feedback)}, got {{v!r}}"),
     Option("max-iter", "model", "max_iter", _integer, 20, "ALS iterations", **_AT_LEAST_1),
     Option("alpha", "model", "alpha", _number, 10.0, "implicit ALS confidence scale"),
+    Option("blend-rank", "model", "blend_rank", _integer, 5,
+           "rank of the implicit companion model (which artists each user rated, not how) whose score "
+           "the ranking may blend in (--blend-weights)", **_AT_LEAST_1),
+    Option("blend-reg", "model", "blend_reg", _number, 0.1, "regParam of the implicit companion model",
+           valid=lambda v: v >= 0, problem="{flag} must be non-negative, got {v}"),
     Option("bias-reg", "model", "bias_reg", _numbers, (10.0, 30.0, 100.0),
            "shrinkage of user and artist biases, in pseudo-ratings; with several values (explicit "
            "feedback), the grid runs at the first, then the best rank and regParam at each other, and "
@@ -210,6 +215,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("popularity-weights", "tuning", "popularity_weights", _numbers, (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
            "ranking bonus per log(1+ratings of the artist), as shares of the rating scale, tried on "
            "validation NDCG (0 alone: rank by predicted score)",
+           valid=lambda v: bool(v) and min(v) >= 0, problem="{flag} must be non-negative, got {v}"),
+    Option("blend-weights", "tuning", "blend_weights", _numbers, (0.0, 1.0, 2.0, 4.0, 8.0, 16.0),
+           "explicit feedback: weights of the implicit companion model's score in the ranking, in units "
+           "of the residuals' spread, tried on validation NDCG after the popularity weight (0 alone: no "
+           "companion model is fitted); the predicted rating never includes it",
            valid=lambda v: bool(v) and min(v) >= 0, problem="{flag} must be non-negative, got {v}"),
     Option("tuning", "tuning", "tuning_mode", _tuning_mode, TuningMode.AUTO,
            "full (tune), reuse (the best parameters of the run published under --runs-root) or auto "
@@ -308,6 +318,8 @@ class ModelOptions(_Checked):
     feedback: Feedback = _DEFAULTS["feedback"]
     max_iter: int = _DEFAULTS["max_iter"]
     alpha: float = _DEFAULTS["alpha"]
+    blend_rank: int = _DEFAULTS["blend_rank"]
+    blend_reg: float = _DEFAULTS["blend_reg"]
     bias_reg: tuple[float, ...] = _DEFAULTS["bias_reg"]  # tuned in this order (tuning.tune)
     seed: int = _DEFAULTS["seed"]
     top_n: int = _DEFAULTS["top_n"]
@@ -335,6 +347,7 @@ class TuningOptions(_Checked):
     eval_users: int = _DEFAULTS["eval_users"]
     tune_eval_users: int = _DEFAULTS["tune_eval_users"]
     popularity_weights: tuple[float, ...] = _DEFAULTS["popularity_weights"]
+    blend_weights: tuple[float, ...] = _DEFAULTS["blend_weights"]
     tuning_mode: TuningMode = _DEFAULTS["tuning_mode"]
     retune_change: float = _DEFAULTS["retune_change"]
     retune_days: float = _DEFAULTS["retune_days"]

@@ -151,7 +151,7 @@ def summarise(spark: SparkSession, run_id: str, config: JobConfig, inputs: stage
                     similar_artists=similar.count, similar_lists=similar.artists)
     result = tuned.result
     best = BestParams(result.best.rank, result.best.reg_param, round(result.popularity_weight, 6),
-                      result.bias_reg if config.model.feedback.has_ratings else None)
+                      result.bias_reg if config.model.feedback.has_ratings else None, result.blend_weight)
     return RunMetrics(
         run_id=run_id, feedback=config.model.feedback.value, k=config.tuning.k, top_n=config.model.top_n,
         spark={**spark_settings(spark), "model": "numpy" if splits.local is not None else "spark"},
@@ -159,6 +159,7 @@ def summarise(spark: SparkSession, run_id: str, config: JobConfig, inputs: stage
         best_params=best, grid=[cand.as_dict() for cand in result.grid], tuning=tuned.origin,
         popularity_weight_curve=[{k: round(v, 6) for k, v in point.items()} for point in result.weight_curve],
         bias_reg_curve=result.bias_reg_curve,
+        blend_curve=[{k: round(v, 6) for k, v in point.items()} for point in result.blend_curve],
         selection_metric=config.tuning.metric, test=tested,
         quality_gate=gate, catalog_coverage=recs.catalog_coverage, counts=counts,
         dms_changes=inputs.dms_changes, input_profile=inputs.profile)

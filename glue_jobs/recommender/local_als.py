@@ -18,7 +18,7 @@ import numpy as np
 
 from glue_jobs import contracts as c
 from glue_jobs.recommender.config import Feedback
-from glue_jobs.recommender.model import BIAS_SWEEPS
+from glue_jobs.recommender.model import BIAS_SWEEPS, BLEND_ALPHA
 
 PAD_CELLS = 1 << 20  # ratings (padded) laid out per chunk of the normal equations
 FLOAT = np.float32  # the normal equations' precision (see solve_side)
@@ -239,6 +239,14 @@ def fit_implicit(layout: Layout, *, rank: int, reg_param: float, alpha: float, i
         items = solve_side_implicit(layout.items, users, reg_param, alpha)
         users = solve_side_implicit(layout.users, items, reg_param, alpha)
     return Factors(users, items)
+
+
+def fit_companion(ratings: Ratings, *, rank: int, reg_param: float, iterations: int, seed: int) -> Factors:
+    """model.fit_companion in NumPy: implicit ALS on which pairs were rated, every one preference 1
+    with confidence 1 + BLEND_ALPHA, whatever its rating."""
+    rated = Ratings(ratings.users, ratings.items, np.ones(ratings.values.size), ratings.n_users, ratings.n_items)
+    return fit_implicit(Layout.of(rated), rank=rank, reg_param=reg_param, alpha=BLEND_ALPHA, iterations=iterations,
+                        seed=seed)
 
 
 def implicit_prepared(ratings: Ratings) -> Prepared:

@@ -8,7 +8,7 @@ binary relevance, ideal DCG over min(|relevant|, k), users without recommendatio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -95,28 +95,43 @@ def ndcg_at_k(task: RankingTask, prepared: Prepared, factors: Factors, item_coun
     """Mean NDCG@k over the task's users for each popularity weight in `priors` (the ranking's
     bonus per log(1 + ratings of the artist)); artists without training ratings are not ranked.
     Blocks of users are ranked on `workers` threads (NumPy's top-k selection releases the GIL)."""
+    return ndcg_grid(task, prepared, factors, item_counts, k, priors, workers=workers)[0]
+
+
+def ndcg_grid(task: RankingTask, prepared: Prepared, factors: Factors, item_counts: np.ndarray, k: int,
+              priors: list[float], *, workers: int = 1, companion: Factors | None = None,
+              blends: Sequence[float] = (0.0,)) -> list[list[float]]:
+    """ndcg_at_k for every blend weight in `blends` (rows) and popularity weight in `priors`
+    (columns): the ranking adds blend x scale x the `companion` model's score (recommend.Catalog.blend)."""
     if task.users.size == 0:
-        return [float("nan")] * len(priors)
+        return [[float("nan")] * len(priors) for _ in blends]
     catalog = np.flatnonzero(item_counts > 0)  # ascending index = artist-id order
     lists = _Lists.of(task, catalog)
     # the ranking without the prior, which the loop below subtracts per weight
     unit = Catalog(catalog, prepared.scale * factors.items[catalog], prepared.global_mean + prepared.item_bias[catalog])
     log_counts = np.log1p(item_counts[catalog].astype(np.float64))
+    companion_items = None if companion is None else prepared.scale * companion.items[catalog].T
     discount = 1.0 / np.log2(np.arange(k) + 2.0)
     ideal = np.cumsum(discount)[np.minimum(task.n_relevant, k) - 1]
 
     def block_totals(start: int) -> np.ndarray:
         rows = lists.rows(start)
         users = task.users[rows]
-        # ranked by cost = -(score + prior), built in one buffer: this loop is the curve's cost
+        # ranked by cost = -(score + blend + prior), built in one buffer: this loop is the curve's cost
         neg_scores = block_cost(unit, factors.users[users])
+        neg_companion = None if companion is None else -(companion.users[users] @ companion_items)
         cost = np.empty_like(neg_scores)
-        totals = np.zeros(len(priors))
-        for p, weight in enumerate(priors):
-            np.subtract(neg_scores, weight * log_counts[None, :], out=cost)
-            lists.mask(cost, rows)
-            hits = lists.hits(rows, lowest_k(cost, k))
-            totals[p] = float(((hits @ discount) / ideal[rows]).sum())
+        totals = np.zeros((len(blends), len(priors)))
+        for b, blend in enumerate(blends):
+            base = neg_scores
+            if blend:
+                assert neg_companion is not None, "a blend weight needs the companion model"
+                base = neg_scores + blend * neg_companion
+            for p, weight in enumerate(priors):
+                np.subtract(base, weight * log_counts[None, :], out=cost)
+                lists.mask(cost, rows)
+                hits = lists.hits(rows, lowest_k(cost, k))
+                totals[b, p] = float(((hits @ discount) / ideal[rows]).sum())
         return totals
 
     starts = lists.starts()
@@ -125,7 +140,7 @@ def ndcg_at_k(task: RankingTask, prepared: Prepared, factors: Factors, item_coun
             per_block = list(pool.map(block_totals, starts))
     else:
         per_block = [block_totals(start) for start in starts]
-    return [float(t / task.users.size) for t in np.sum(per_block, axis=0)]
+    return (np.sum(per_block, axis=0) / task.users.size).tolist()
 
 
 def ranking_metrics(task: RankingTask, catalog: np.ndarray, scores: Callable[[np.ndarray], np.ndarray],

@@ -29,7 +29,7 @@ from pyspark.sql import types as T
 from glue_jobs import contracts as c
 from glue_jobs.recommender import local_als, local_eval, recommend
 from glue_jobs.recommender.config import Feedback
-from glue_jobs.recommender.model import BIAS, FEATURES, N_RATINGS, ModelParams, RecommenderModel
+from glue_jobs.recommender.model import BIAS, BLEND_FEATURES, FEATURES, N_RATINGS, ModelParams, RecommenderModel
 
 log = logging.getLogger("recommender")
 
@@ -124,12 +124,34 @@ class LocalModel:
     factors: local_als.Factors  # float32 values (as Spark stores them), zeros where no fit rating
     user_counts: np.ndarray  # fit ratings per user
     item_counts: np.ndarray  # fit ratings per artist (the popularity prior's n_ratings)
+    companion: local_als.Factors | None = None  # float32 values; when params.blended
+
+    def catalog(self) -> recommend.Catalog:
+        """recommend.catalog_of over the artists with fit ratings."""
+        items = np.flatnonzero(self.item_counts)
+        return recommend.catalog_of(self.params, *catalog_arrays(self),
+                                    None if self.companion is None else self.companion.items[items])
+
+    def user_vectors(self) -> np.ndarray:
+        """Every user's [x_u, 1(, z_u)], as recommend.model_user_vectors builds them."""
+        ones = np.ones((self.data.user_ids.size, 1))
+        return np.hstack([self.factors.users, ones, *([] if self.companion is None else [self.companion.users])])
+
+
+@dataclass(frozen=True)
+class Blend:
+    """The implicit companion's settings (ModelParams.blended when weight > 0)."""
+
+    weight: float = 0.0
+    rank: int = 0
+    reg_param: float = 0.0
 
 
 def fit(data: LocalData, *, rank: int, reg_param: float, max_iter: int, bias_reg: float, seed: int,
-        popularity_weight: float, feedback: Feedback, alpha: float) -> LocalModel:
+        popularity_weight: float, feedback: Feedback, alpha: float, blend: Blend = Blend()) -> LocalModel:
     """Implicit feedback: local_als.fit_implicit on the preferences, with model.fit's parameters for
-    it (no mean, no biases, residual scale 1), so it ranks by x_u . y_i plus the prior.
+    it (no mean, no biases, residual scale 1), so it ranks by x_u . y_i plus the prior. With a
+    `blend` weight, the companion model too (local_als.fit_companion).
 
     One BLAS thread, as in the tuning: the small batched products gain nothing from more, and on 2
     busy cores OpenBLAS's spinning threads made the 100k refit (rank 10, 10 iterations) 5-10x slower:
@@ -140,18 +162,28 @@ def fit(data: LocalData, *, rank: int, reg_param: float, max_iter: int, bias_reg
         prepared = local_als.prepare_for(ratings, feedback, bias_reg)
         factors = local_als.fit_for(local_als.Layout.of(prepared.residuals), feedback, rank=rank,
                                     reg_param=reg_param, alpha=alpha, iterations=max_iter, seed=seed)
-    factors = local_als.Factors(*(f.astype(np.float32).astype(np.float64) for f in (factors.users, factors.items)))
+        companion = (local_als.fit_companion(ratings, rank=blend.rank, reg_param=blend.reg_param,
+                                             iterations=max_iter, seed=seed) if blend.weight > 0 else None)
+    factors = _as_float32(factors)
     params = ModelParams(feedback, rank, reg_param, max_iter, prepared.global_mean, prepared.scale,
-                         *feedback.rating_scale, seed, popularity_weight)
+                         *feedback.rating_scale, seed, popularity_weight, blend.weight,
+                         blend.rank if blend.weight > 0 else 0)
     log.info("fitted rank=%d reg=%g in NumPy on %s ratings in %.1f s", rank, reg_param, f"{ratings.values.size:,}",
              time.perf_counter() - start)
     return LocalModel(data, params, prepared, factors, np.bincount(ratings.users, minlength=ratings.n_users),
-                      np.bincount(ratings.items, minlength=ratings.n_items))
+                      np.bincount(ratings.items, minlength=ratings.n_items),
+                      None if companion is None else _as_float32(companion))
+
+
+def _as_float32(factors: local_als.Factors) -> local_als.Factors:
+    """The values Spark would store (float32), as float64 arrays."""
+    return local_als.Factors(*(f.astype(np.float32).astype(np.float64) for f in (factors.users, factors.items)))
 
 
 _USERS = T.StructType([T.StructField(c.USER_ID, T.IntegerType(), False),
                        T.StructField(BIAS, T.DoubleType(), False),
                        T.StructField(FEATURES, T.ArrayType(T.FloatType(), False), True)])
+_BLEND = T.StructField(BLEND_FEATURES, T.ArrayType(T.FloatType(), False), True)
 _ITEMS = T.StructType([T.StructField(c.ARTIST_ID, T.IntegerType(), False),
                        T.StructField(BIAS, T.DoubleType(), False),
                        T.StructField(FEATURES, T.ArrayType(T.FloatType(), False), True),
@@ -167,11 +199,17 @@ def as_spark(spark: SparkSession, model: LocalModel) -> RecommenderModel:
     items = np.flatnonzero(model.item_counts)
     item_bias = (p.item_bias if model.params.feedback.has_ratings
                  else model.item_counts / max(users.size, 1))  # the pairs are distinct (ingest)
-    user_rows = list(zip(data.user_ids[users].tolist(), p.user_bias[users].tolist(), f.users[users].tolist()))
-    item_rows = list(zip(data.item_ids[items].tolist(), item_bias[items].tolist(), f.items[items].tolist(),
-                         model.item_counts[items].tolist()))
-    return RecommenderModel(model.params, spark.createDataFrame(user_rows, _USERS).cache(),
-                            spark.createDataFrame(item_rows, _ITEMS).cache())
+    user_cols: list[list[object]] = [data.user_ids[users].tolist(), p.user_bias[users].tolist(),
+                                     f.users[users].tolist()]
+    item_cols: list[list[object]] = [data.item_ids[items].tolist(), item_bias[items].tolist(), f.items[items].tolist(),
+                                     model.item_counts[items].tolist()]
+    user_schema, item_schema = _USERS, _ITEMS
+    if model.companion is not None:
+        user_cols.append(model.companion.users[users].tolist())
+        item_cols.append(model.companion.items[items].tolist())
+        user_schema, item_schema = (T.StructType([*schema.fields, _BLEND]) for schema in (_USERS, _ITEMS))
+    return RecommenderModel(model.params, spark.createDataFrame(list(zip(*user_cols)), user_schema).cache(),
+                            spark.createDataFrame(list(zip(*item_cols)), item_schema).cache())
 
 
 def catalog_arrays(model: LocalModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -198,7 +236,7 @@ def top_n(spark: SparkSession, model: LocalModel, catalog: recommend.Catalog, n:
     items = np.concatenate([data.ratings.items, data.blocked_items])
     order = np.lexsort((items, users))
     seen = np.split(data.item_ids[items[order]], np.cumsum(np.bincount(users, minlength=data.user_ids.size))[:-1])
-    vectors = np.hstack([model.factors.users, np.ones((data.user_ids.size, 1))])
+    vectors = model.user_vectors()
     clip = (model.params.rating_min, model.params.rating_max) if model.params.feedback.has_ratings else None
     rows: list[recommend.Row] = []
     block = recommend.block_rows(catalog.artist_ids.size)
@@ -262,9 +300,15 @@ def ranking(model: LocalModel, k: int, threshold: float, eval_users: int,
     matrix = p.scale * f.items[catalog]
     offsets = p.global_mean + p.item_bias[catalog] + model.params.popularity_weight * np.log1p(
         model.item_counts[catalog].astype(np.float64))
+    companion = model.companion
+    blend = None if companion is None else model.params.blend_weight * p.scale * companion.items[catalog].T
 
     def model_scores(users: np.ndarray) -> np.ndarray:
-        return f.users[users] @ matrix.T + offsets[None, :] + p.user_bias[users][:, None]
+        scores = f.users[users] @ matrix.T + offsets[None, :] + p.user_bias[users][:, None]
+        if blend is not None:
+            assert companion is not None
+            scores += companion.users[users] @ blend
+        return scores
 
     liked_fit = local_eval.relevant(fitted.values, feedback, threshold).astype(np.float64)
     popularity = (np.bincount(fitted.items, liked_fit, minlength=fitted.n_items)

@@ -63,6 +63,7 @@ class BestParams:
     reg_param: float
     popularity_weight: float
     bias_reg: float | None = None  # the biases' shrinkage; None in runs from before it was tuned (10)
+    blend_weight: float = 0.0  # the implicit companion's weight in the ranking (0: none, and runs before it)
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ class RunMetrics:
     published: dict[str, Any] | None = None  # what each sink took, once publishing is done
     tuning: TuningOrigin = field(default_factory=TuningOrigin)
     bias_reg_curve: list[dict[str, float]] = field(default_factory=list)  # --bias-reg value -> validation figures
+    blend_curve: list[dict[str, float]] = field(default_factory=list)  # blend and popularity weight -> NDCG
     feedback_reason: str | None = None  # --feedback auto: why the input was read as `feedback`
     # None in metrics.json from before the input guard (and in tests that build no input).
     input_profile: InputProfile | None = None
@@ -267,7 +269,8 @@ class RunMetrics:
         plain: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls)
                  if f.name not in ("test", "best_params", "counts", "quality_gate", "tuning", "input_profile",
                                    "input_guard")}
-        return cls(**{**plain, "timings_s": d.get("timings_s") or {}, "bias_reg_curve": d.get("bias_reg_curve") or []},
+        return cls(**{**plain, "timings_s": d.get("timings_s") or {}, "bias_reg_curve": d.get("bias_reg_curve") or [],
+                      "blend_curve": d.get("blend_curve") or []},
                    test=test, best_params=BestParams(**d["best_params"]), counts=Counts(**d["counts"]),
                    quality_gate=Gate.from_dict(d["quality_gate"]), tuning=TuningOrigin.from_dict(d.get("tuning")),
                    input_profile=InputProfile.from_dict(d["input_profile"]) if d.get("input_profile") else None,

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from glue_jobs import contracts as c
-from glue_jobs.recommender.model import BIAS, FEATURES, N_RATINGS, ModelParams, RecommenderModel
+from glue_jobs.recommender.model import BIAS, BLEND_FEATURES, FEATURES, N_RATINGS, ModelParams, RecommenderModel
 
 BLOCK_CELLS = 1_000_000  # users x artists scored at once (8 MB of float64: a block stays in cache)
 
@@ -48,14 +48,18 @@ class Catalog:
     matrix: np.ndarray  # artists x d
     offsets: np.ndarray  # per-artist constant added to the score
     prior: np.ndarray | None = None  # per-artist bonus added to the ranking score, not to the rating
+    # artists x r: the companion model's factors times its weight in the ranking, not in the rating;
+    # the users' vectors then hold d + r values, their companion factors after the model's d
+    blend: np.ndarray | None = None
 
     @cached_property
     def cost_matrix(self) -> np.ndarray:
-        """(d + 1) x artists, contiguous: a user's [vec, 1] times it is minus the ranking score
+        """(d [+ r] + 1) x artists, contiguous: a user's [vec, 1] times it is minus the ranking score
         without the user's own offset (which orders nothing), so one matrix product gives the
-        cost that lowest_k selects from, with no pass over the block to add biases and prior."""
+        cost that lowest_k selects from, with no pass over the block to add biases, prior and blend."""
         ranking_offsets = self.offsets if self.prior is None else self.offsets + self.prior
-        return np.ascontiguousarray(-np.hstack([self.matrix, ranking_offsets[:, None]]).T)
+        parts = [self.matrix, *([] if self.blend is None else [self.blend]), ranking_offsets[:, None]]
+        return np.ascontiguousarray(-np.hstack(parts).T)
 
 
 def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclude: DataFrame,
@@ -183,8 +187,9 @@ def score_block(batch: list[Any], cat: Catalog, n: int, clip: tuple[float, float
     # Rounding is monotone, and so is adding one offset: the scores never rise down a list.
     scores = [round(s, 4) for s in (offsets[rows] - cost[rows, cols]).tolist()]
     ratings: list[float | None] = [None] * cols.size
-    if clip is not None:
-        predicted = np.einsum("ij,ij->i", cat.matrix[cols], vecs[rows]) + cat.offsets[cols] + offsets[rows]
+    if clip is not None:  # the model's own d values of each vector: the rating has no blend
+        d = cat.matrix.shape[1]
+        predicted = np.einsum("ij,ij->i", cat.matrix[cols], vecs[rows, :d]) + cat.offsets[cols] + offsets[rows]
         ratings = [round(r, 4) for r in np.clip(predicted, clip[0], clip[1]).tolist()]
     user_ids = [int(row[c.USER_ID]) for row in batch]
     for i, rank, artist, score, rating in zip(rows.tolist(), (ranks + 1).tolist(), cat.artist_ids[cols].tolist(),
@@ -199,27 +204,37 @@ def model_catalog(model: RecommenderModel) -> Catalog:
 
     The ranking score adds popularity_weight * log(1 + n_ratings): a predicted rating alone ranks
     obscure artists with a lucky estimate first, while what a user will actually play and like
-    also depends on how likely they are to meet the artist at all."""
-    rows = (model.items.filter(F.col(FEATURES).isNotNull())
-            .select(c.ARTIST_ID, BIAS, FEATURES, N_RATINGS).orderBy(c.ARTIST_ID).collect())
-    return catalog_of(model.params, np.array([r[c.ARTIST_ID] for r in rows], dtype=np.int64),
+    also depends on how likely they are to meet the artist at all. A blended model (explicit
+    feedback, ModelParams.blended) also adds blend_weight * scale * z_u . g_i, the implicit
+    companion's score: how likely the user is to rate the artist at all (model.fit_companion)."""
+    p = model.params
+    columns = [c.ARTIST_ID, BIAS, FEATURES, N_RATINGS, *([BLEND_FEATURES] if p.blended else [])]
+    rows = model.items.filter(F.col(FEATURES).isNotNull()).select(*columns).orderBy(c.ARTIST_ID).collect()
+    blend = (np.array([r[BLEND_FEATURES] or [0.0] * p.blend_rank for r in rows], dtype=np.float64)
+             .reshape(len(rows), p.blend_rank) if p.blended else None)
+    return catalog_of(p, np.array([r[c.ARTIST_ID] for r in rows], dtype=np.int64),
                       np.array([r[BIAS] for r in rows], dtype=np.float64),
                       np.array([r[FEATURES] for r in rows], dtype=np.float64).reshape(len(rows), -1),
-                      np.array([r[N_RATINGS] or 0 for r in rows], dtype=np.float64))
+                      np.array([r[N_RATINGS] or 0 for r in rows], dtype=np.float64), blend)
 
 
 def catalog_of(p: ModelParams, ids: np.ndarray, bias: np.ndarray, factors: np.ndarray,
-               n_ratings: np.ndarray) -> Catalog:
-    """model_catalog from arrays (artists with factors, in artist-id order)."""
+               n_ratings: np.ndarray, blend: np.ndarray | None = None) -> Catalog:
+    """model_catalog from arrays (artists with factors, in artist-id order); `blend`: the
+    companion's factors of the same artists (used when p.blended)."""
+    weighted = None
+    if p.blended:
+        assert blend is not None, "a blended model needs its companion's factors"
+        weighted = p.blend_weight * p.residual_scale * blend
     if not ids.size:
-        return Catalog(ids, np.zeros((0, p.rank + 1)), np.zeros(0))
+        return Catalog(ids, np.zeros((0, p.rank + 1)), np.zeros(0), blend=weighted)
     if p.feedback.has_ratings:
         matrix = np.hstack([p.residual_scale * factors, np.zeros((ids.size, 1))])
         offsets = p.global_mean + bias
     else:
         matrix = np.hstack([factors, np.zeros((ids.size, 1))])
         offsets = np.zeros(ids.size)
-    return Catalog(ids, matrix, offsets, p.popularity_weight * np.log1p(n_ratings.astype(np.float64)))
+    return Catalog(ids, matrix, offsets, p.popularity_weight * np.log1p(n_ratings.astype(np.float64)), weighted)
 
 
 def model_user_vectors(model: RecommenderModel, user_ids: DataFrame) -> DataFrame:
@@ -228,7 +243,10 @@ def model_user_vectors(model: RecommenderModel, user_ids: DataFrame) -> DataFram
     p = model.params
     zeros = F.array_repeat(F.lit(0.0), p.rank)
     joined = user_ids.select(c.USER_ID).distinct().join(model.users, c.USER_ID, "left")
-    vec = F.concat(F.coalesce(F.col(FEATURES).cast("array<double>"), zeros), F.array(F.lit(1.0)))
+    parts = [F.coalesce(F.col(FEATURES).cast("array<double>"), zeros), F.array(F.lit(1.0))]
+    if p.blended:  # the companion's factors after the model's (Catalog.blend)
+        parts.append(F.coalesce(F.col(BLEND_FEATURES).cast("array<double>"), F.array_repeat(F.lit(0.0), p.blend_rank)))
+    vec = F.concat(*parts)
     offset = F.coalesce(F.col(BIAS), F.lit(0.0)) if p.feedback.has_ratings else F.lit(0.0)
     return joined.select(c.USER_ID, vec.alias("vec"), offset.cast("double").alias("offset"))
 

@@ -121,11 +121,26 @@ def model_choice(metrics: RunMetrics) -> str:
         gap = (top[metric] - bias[0]) / (bias[0] or 1) if lower_better else (bias[0] - top[metric]) / (top[metric] or 1)
         return (f"The bias-only model (rank 0, no factors) won on validation {metric} ({bias[0]:.4g}): the best "
                 f"ALS candidate (rank {top['rank']}, regParam {top['reg_param']:g}, {top[metric]:.4g}) was "
-                f"{gap:.1%} worse.")
+                f"{gap:.1%} worse.{blend_line(metrics)}")
     won = next(g for g in als if (g["rank"], g["reg_param"]) == (best.rank, best.reg_param))
     gain = (bias[0] - won[metric]) / (bias[0] or 1) if lower_better else (won[metric] - bias[0]) / (bias[0] or 1)
     return (f"ALS rank {best.rank}, regParam {best.reg_param:g} won on validation {metric} ({won[metric]:.4g}), "
-            f"{gain:.1%} better than the bias-only model ({bias[0]:.4g}).{shrinkage_line(metrics)}")
+            f"{gain:.1%} better than the bias-only model ({bias[0]:.4g})."
+            f"{shrinkage_line(metrics)}{blend_line(metrics)}")
+
+
+def blend_line(metrics: RunMetrics) -> str:
+    """" Ranked with the implicit companion ..." or why not, when the run had a blend stage, else ""."""
+    curve = metrics.blend_curve
+    if not curve:
+        return ""
+    unblended, best = curve[0], max(curve, key=lambda p: p["ndcg_at_k"])
+    k, chosen = metrics.k, metrics.best_params.blend_weight
+    if chosen > 0:
+        return (f" The ranking blends in the implicit companion at weight {chosen:g} (--blend-weights; validation "
+                f"NDCG@{k} {best['ndcg_at_k']:.4g} against {unblended['ndcg_at_k']:.4g} unblended).")
+    return (f" The implicit companion did not rank better on validation (NDCG@{k} {best['ndcg_at_k']:.4g} at best "
+            f"against {unblended['ndcg_at_k']:.4g} unblended): not blended.")
 
 
 def shrinkage_line(metrics: RunMetrics) -> str:

@@ -124,8 +124,8 @@ def decide(previous: Previous, ratings: int, options: TuningOptions, now: dateti
     reason = f"ratings {change:+.1%} since {previous.tuned_by} tuned them" + (
         f" {age:.1f} days ago" if age is not None else "")
     best = published.best_params
-    log.info("reusing rank=%s reg=%s weight=%g from %s (%s)", best.rank, best.reg_param,
-             best.popularity_weight, previous.tuned_by, reason)
+    log.info("reusing rank=%s reg=%s weight=%g blend=%g from %s (%s)", best.rank, best.reg_param,
+             best.popularity_weight, best.blend_weight, previous.tuned_by, reason)
     return Decision(TuningOrigin("reused", previous.tuned_by, reason, base), best)
 
 
@@ -146,7 +146,14 @@ def _outside_this_grid(published: RunMetrics, options: TuningOptions, feedback: 
         (f"popularity weight {best.popularity_weight:g} is not in --popularity-weights",
          round(best.popularity_weight, 6) not in weights),
         (f"bias reg {bias_reg:g} is not in --bias-reg", feedback.has_ratings and bias_reg not in bias_regs),
+        (f"blend weight {best.blend_weight:g} is not in --blend-weights",
+         best.blend_weight > 0 and best.blend_weight not in options.blend_weights),
     ) if wrong)
+
+
+def blend_weight_of(best: BestParams) -> float:
+    """The companion's weight in the ranking the parameters were chosen with (0: none)."""
+    return best.blend_weight
 
 
 def bias_reg_of(best: BestParams) -> float:

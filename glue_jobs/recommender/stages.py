@@ -7,6 +7,7 @@ them, so `run` can hold each one exactly as long as a later stage reads it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -341,7 +342,8 @@ def tune(spark: SparkSession, splits: Splits, inputs: Inputs, previous: reuse.Pr
     bias_reg = reuse.bias_reg_of(best)
     baseline = previous.metrics.baselines.bias_reg if previous.metrics is not None else None
     return Tuned(tuning.TuningResult(chosen, [], best.popularity_weight, [], bias_reg,
-                                     bias_reg if baseline is None else baseline), decision.origin)
+                                     bias_reg if baseline is None else baseline,
+                                     blend_weight=reuse.blend_weight_of(best)), decision.origin)
 
 
 # --- refit the tuned parameters on train + validation -------------------------------------------
@@ -360,20 +362,27 @@ class Fitted(Held):
 def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options: ModelOptions) -> Fitted:
     best = tuned.best
     baseline = tuned.baseline_bias_reg if tuned.baseline_bias_reg != tuned.bias_reg else None
+    blend = local_model.Blend(tuned.blend_weight, options.blend_rank, options.blend_reg)
     if splits.local is not None:
         local = local_model.fit(splits.local, rank=best.rank, reg_param=best.reg_param, max_iter=options.max_iter,
                                 bias_reg=tuned.bias_reg, seed=options.seed,
                                 popularity_weight=tuned.popularity_weight, feedback=options.feedback,
-                                alpha=options.alpha)
-        catalog = recommend.catalog_of(local.params, *local_model.catalog_arrays(local))
-        return Fitted(local_model.as_spark(spark, local), None, catalog, local, baseline)
+                                alpha=options.alpha, blend=blend)
+        return Fitted(local_model.as_spark(spark, local), None, local.catalog(), local, baseline)
     prepared = model.prepare(splits.fit_data, options.feedback, tuned.bias_reg)
+    blocks = tuning.als_blocks(spark)
     fitted = model.fit(prepared, feedback=options.feedback, rank=best.rank, reg_param=best.reg_param,
-                       max_iter=options.max_iter, alpha=options.alpha, seed=options.seed,
-                       blocks=tuning.als_blocks(spark))
+                       max_iter=options.max_iter, alpha=options.alpha, seed=options.seed, blocks=blocks)
     fitted = tuning.replace_weight(fitted, tuned.popularity_weight)
     log.info("fitting rank=%d reg=%g on train + validation (%d iterations)", best.rank, best.reg_param,
              options.max_iter)
+    if blend.weight > 0:
+        fitted = RecommenderModel(dataclasses.replace(fitted.params, blend_weight=blend.weight, blend_rank=blend.rank),
+                                  fitted.users, fitted.items)
+        fitted = model.fit_companion(fitted, splits.fit_data, rank=blend.rank, reg_param=blend.reg_param,
+                                     max_iter=options.max_iter, seed=options.seed, blocks=blocks)
+        log.info("fitting the companion model (rank %d, reg %g) for the blend weight %g", blend.rank,
+                 blend.reg_param, blend.weight)
     fitted.users.count()
     return Fitted(fitted, prepared, recommend.model_catalog(fitted), baseline_bias_reg=baseline)
 

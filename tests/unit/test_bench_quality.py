@@ -54,6 +54,8 @@ def test_stars_errors_are_also_given_on_the_five_star_scale_and_the_bias_only_mo
         "rank": 0, "reg_param": 0.0, "popularity_weight": 0.0, "bias_reg": 30.0}))[0])
     assert job[0] == "stars (x20), 100,000"
     assert job[2] == "job: bias only (rank 0), bias reg 30, popularity weight 0"
+    blended = cells(bench_quality.quality_rows(run("stars"))[0])  # the sample run's blend weight 4
+    assert blended[2] == "job: rank 10, reg 0.1, bias reg 30, popularity weight 30, blend 4"
     assert job[3] == "17.560 (0.878 stars)"
 
 

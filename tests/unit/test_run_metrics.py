@@ -12,7 +12,8 @@ from tests.sample_metrics import metrics_json
 # The top-level keys of metrics.json that people, the report, QuickSight's SQL and the tools
 # read by name (README "Outputs"): renaming one breaks them.
 DOCUMENTED_KEYS = {
-    "baselines", "best_params", "bias_reg_curve", "catalog_coverage", "counts", "evaluated_users", "feedback", "grid",
+    "baselines", "best_params", "bias_reg_curve", "blend_curve", "catalog_coverage", "counts", "evaluated_users",
+    "feedback", "grid",
     "input_format", "k", "mae", "map_at_k", "ndcg_at_k", "popularity_weight_curve", "precision_at_k",
     "quality_gate", "quarantine", "recall_at_k", "rmse", "run_id", "selection_metric", "spark",
     "timings_s", "top_n", "tuning",
@@ -33,6 +34,15 @@ def test_metrics_json_from_before_tuning_reuse_reads_as_a_run_that_tuned() -> No
     del doc["tuning"]
     typed = RunMetrics.from_dict(doc)
     assert typed.tuning.mode == "full" and not typed.tuning.reused and typed.tuning.reused_from is None
+
+
+def test_metrics_json_from_before_the_blend_reads_as_an_unblended_run() -> None:
+    doc = metrics_json()
+    del doc["blend_curve"]
+    del doc["best_params"]["blend_weight"]  # type: ignore[attr-defined]
+    typed = RunMetrics.from_dict(doc)
+    assert typed.best_params.blend_weight == 0.0 and typed.blend_curve == []
+    assert typed.best_params.rank == 10 and typed.best_params.popularity_weight == 30.0
 
 
 def test_metrics_json_from_before_similar_artists_reads_as_a_run_without_them() -> None:
@@ -91,3 +101,19 @@ def test_the_tuned_bias_shrinkage_round_trips_and_the_report_names_it() -> None:
     del before["bias_reg_curve"]
     old = RunMetrics.from_dict(before)
     assert old.best_params.bias_reg is None and old.bias_reg_curve == [] and "Biases" not in report.model_choice(old)
+
+
+def test_the_report_says_whether_the_ranking_blends_in_the_companion() -> None:
+    from glue_jobs.recommender import report
+
+    grid = [{"rank": 0, "reg_param": 0.0, "rmse": 19.5}, {"rank": 10, "reg_param": 0.1, "rmse": 15.8}]
+    blended = RunMetrics.from_dict(metrics_json(grid=grid))  # blend weight 4, curve 0.03 -> 0.032
+    assert ("The ranking blends in the implicit companion at weight 4 (--blend-weights; validation NDCG@10 0.032 "
+            "against 0.03 unblended).") in report.model_choice(blended)
+    params = {"rank": 10, "reg_param": 0.1, "popularity_weight": 30.0, "bias_reg": 30.0}
+    lost = RunMetrics.from_dict(metrics_json(grid=grid, best_params=params, blend_curve=[
+        {"blend_weight": 0.0, "popularity_weight": 30.0, "ndcg_at_k": 0.03},
+        {"blend_weight": 1.0, "popularity_weight": 30.0, "ndcg_at_k": 0.029}]))
+    assert "not blended" in report.model_choice(lost) and "blends in" not in report.model_choice(lost)
+    unstaged = RunMetrics.from_dict(metrics_json(grid=grid, best_params=params, blend_curve=[]))
+    assert "companion" not in report.model_choice(unstaged)

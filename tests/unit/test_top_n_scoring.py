@@ -67,6 +67,21 @@ def test_prior_is_in_the_score_but_not_in_the_predicted_rating() -> None:
     assert [r[4] for r in recs] == [60.0, 65.0, 70.0]
 
 
+def test_the_companions_blend_is_in_the_score_but_not_in_the_predicted_rating() -> None:
+    """A blended catalog: the user's vector holds the model's factors, then the companion's; the
+    ranking adds the companion's weighted score, the predicted rating does not."""
+    cat = Catalog(np.array([10, 20, 30]), np.array([[60.0], [70.0], [65.0]]), np.zeros(3),
+                  np.array([0.0, 0.0, 1.0]), blend=np.array([[0.0, 30.0], [0.0, -5.0], [10.0, 0.0]]))
+    row = {"user_id": 7, "vec": [1.0, 1.0, 0.5], "offset": 0.0, "seen": None}
+    recs = list(score_block([row], cat, 3, (0, 100)))
+    # ranking: 10 -> 60 + 15 = 75; 20 -> 70 - 2.5 = 67.5; 30 -> 65 + 1 (prior) + 10 = 76
+    assert [(r[2], r[3], r[4]) for r in recs] == [(30, 76.0, 65.0), (10, 75.0, 60.0), (20, 67.5, 70.0)]
+    unblended = Catalog(cat.artist_ids, cat.matrix, cat.offsets, cat.prior)
+    plain = list(score_block([{**row, "vec": [1.0]}], unblended, 3, (0, 100)))
+    assert [r[2] for r in plain] == [20, 30, 10], "the blend reorders the list"
+    assert sorted((r[2], r[4]) for r in plain) == sorted((r[2], r[4]) for r in recs), "same predicted ratings"
+
+
 def test_user_offset_is_added_to_every_score() -> None:
     recs = top(catalog([40, 20]), None, n=2, offset=5.0)
     assert [(r[3], r[4]) for r in recs] == [(45.0, 45.0), (25.0, 25.0)]

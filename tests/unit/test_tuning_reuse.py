@@ -43,10 +43,11 @@ def test_a_small_recent_change_reuses_the_published_params(tmp_path: Path, caplo
     publish(tmp_path)
     with caplog.at_level(logging.INFO, logger="recommender"):
         decision = decide(published_run(str(tmp_path), AUTO, Feedback.EXPLICIT), int(RATINGS * 1.048), AUTO, NOW)
-    assert decision.params == BestParams(rank=10, reg_param=0.1, popularity_weight=30.0, bias_reg=30.0)
+    assert decision.params == BestParams(rank=10, reg_param=0.1, popularity_weight=30.0, bias_reg=30.0,
+                                         blend_weight=4.0)
     assert (decision.origin.mode, decision.origin.reused_from) == ("reused", TUNED)
-    assert f"reusing rank=10 reg=0.1 weight=30 from {TUNED} (ratings +4.8% since {TUNED} tuned them 2.0 days ago)" \
-        in caplog.text
+    assert (f"reusing rank=10 reg=0.1 weight=30 blend=4 from {TUNED} (ratings +4.8% since {TUNED} tuned them "
+            "2.0 days ago)") in caplog.text
 
 
 @pytest.mark.parametrize("factor, expected", [(1.31, "ratings changed +31.0%"), (0.7, "ratings changed -30.0%"),
@@ -114,6 +115,16 @@ def test_a_bias_reg_outside_this_runs_values_is_not_reused(tmp_path: Path) -> No
     legacy = published_run(str(tmp_path), AUTO, Feedback.EXPLICIT)
     assert decide(legacy, RATINGS, AUTO, NOW, bias_regs=(10.0,)).params is not None
     assert decide(legacy, RATINGS, AUTO, NOW, bias_regs=(30.0,)).params is None
+
+
+def test_a_blend_weight_outside_this_runs_values_is_not_reused(tmp_path: Path) -> None:
+    publish(tmp_path)  # blend weight 4
+    assert choose(tmp_path, TuningOptions(blend_weights=(0.0, 4.0)))[0]
+    reused, _, reason = choose(tmp_path, TuningOptions(blend_weights=(0.0, 8.0)))
+    assert not reused and "blend weight 4 is not in --blend-weights" in reason
+    # An unblended run is always reusable: the unblended ranking is a point of every blend curve.
+    publish(tmp_path, best_params={"rank": 10, "reg_param": 0.1, "popularity_weight": 30.0, "bias_reg": 30.0})
+    assert choose(tmp_path, TuningOptions(blend_weights=(8.0,)))[0]
 
 
 def test_full_always_tunes_without_reading_the_published_run(tmp_path: Path) -> None:
