@@ -11,7 +11,10 @@ scaled by its FLOPs, on the driver alone, whatever the number of workers. The ot
 on the executors: the measured run gives the rate of each per core (Spark's overheads
 included), and the target's work at that rate, spread over the executors' cores at a stated
 parallel efficiency, gives their time. The final fit grows with its FLOPs, top-N scoring with
-users x artists, the other stages with the number of ratings. Similar artists cost about
+users x artists, the other stages with the number of ratings. A run that measured its top-N's
+block scoring apart (`task_s.recommend_scoring`: the seconds its tasks spent scoring) has only
+that part scaled by users x artists, and the rest of the stage (each user's seen list, Python
+rows, the output sorted by user) by users: at R1 a user meets 5x more artists than at 4M. Similar artists cost about
 artists^2 x rank multiply-adds (5e11 at full R1, rank 50), priced at the top-N's measured rate per
 multiply-add: both are blocks of one matrix product against the broadcast artist factors.
 """
@@ -54,6 +57,7 @@ class Work:
     topn_cells: float  # users x items scored for the top-N of every user
     eval_cells: float  # test users (at most --eval-users) x items, scored for the ranking metrics
     ratings: float
+    users: float
     rank: int  # the final model's
     similar_madds: float  # items^2 x rank multiply-adds for every artist's similar artists
 
@@ -73,7 +77,7 @@ def work_of(ratings: float, users: float, items: float, train_share: float, vali
         fit_flops=als_flops(ratings * (train_share + valid_share), users, items, best_rank) * max_iter,
         topn_cells=users * items,
         eval_cells=min(users * test_users_share, eval_bound or users) * items,
-        ratings=ratings, rank=best_rank, similar_madds=items**2 * best_rank)
+        ratings=ratings, users=users, rank=best_rank, similar_madds=items**2 * best_rank)
 
 
 def grid_of(m: RunMetrics) -> tuple[list[int], int]:
@@ -117,19 +121,31 @@ def core_seconds(m: RunMetrics, measured: Work, target: Work) -> dict[str, float
     ratio = {
         # the bias-only model (rank 0) fits no factors: its fit is sums over the ratings
         "fit": target.fit_flops / measured.fit_flops if measured.fit_flops else linear,
-        "recommend": target.topn_cells / measured.topn_cells,
         "evaluate": target.eval_cells / measured.eval_cells,
     }
-    return {stage: seconds * cores * ratio.get(stage, linear) for stage, seconds in t.items()
-            if stage not in ("publish", "tune", "similar")}
+    out = {stage: seconds * cores * ratio.get(stage, linear) for stage, seconds in t.items()
+           if stage not in ("publish", "tune", "similar", "recommend")}
+    if "recommend" in t:
+        scoring, rest = recommend_parts(m)
+        out["recommend"] = (scoring * target.topn_cells / measured.topn_cells
+                            + rest * target.users / measured.users)
+    return out
+
+
+def recommend_parts(m: RunMetrics) -> tuple[float, float]:
+    """The measured top-N stage's core-seconds: (block scoring, the rest). All of it counts as
+    scoring when the run did not measure the scoring apart (older runs): the pessimistic reading."""
+    total = m.timings_s["recommend"] * local_cores(m)
+    scoring = min(m.task_s.get("recommend_scoring", total), total)
+    return scoring, total - scoring
 
 
 def similar_core_seconds(m: RunMetrics, measured: Work, target: Work) -> float:
-    """The target's similar artists at the measured top-N's core-seconds per multiply-add (a top-N
-    cell costs rank + 1 of them: the catalog's extra bias column). A similar stage the measured run
-    recorded is replaced by this, not scaled: the top-N's rate is measured over far more work."""
+    """The target's similar artists at the measured top-N's scoring core-seconds per multiply-add (a
+    top-N cell costs rank + 1 of them: the catalog's extra bias column). A similar stage the measured
+    run recorded is replaced by this, not scaled: the top-N's rate is measured over far more work."""
     topn_madds = measured.topn_cells * (measured.rank + 1)
-    return m.timings_s["recommend"] * local_cores(m) * target.similar_madds / topn_madds
+    return recommend_parts(m)[0] * target.similar_madds / topn_madds
 
 
 def main() -> int:
@@ -175,6 +191,11 @@ def main() -> int:
           f"tuning's FLOPs): {tune_s:.0f} s on the driver; top-N {target.topn_cells:.3g} user-artist scores "
           f"({target.topn_cells / measured.topn_cells:.1f}x), ranking metrics over "
           f"{target.eval_cells / opts.items:,.0f} test users")
+    scoring, rest = recommend_parts(m)
+    print(f"top-N measured: {scoring:.1f} core-s scoring blocks (scaled by users x artists, "
+          f"{target.topn_cells / measured.topn_cells:.1f}x) + {rest:.1f} core-s the rest of the stage (scaled by "
+          f"users, {target.users / measured.users:.1f}x)"
+          + ("" if "recommend_scoring" in m.task_s else "; the run did not measure its scoring apart"))
     print(f"similar artists: {target.similar_madds:.3g} multiply-adds ({opts.items:,.0f}^2 artists x rank "
           f"{target.rank}) at the top-N's measured rate: {per_stage['similar'] / 3600:.2f} core-hours, "
           f"{per_stage['similar'] / total:.1%} of the executors' work")

@@ -162,7 +162,8 @@ def summarise(spark: SparkSession, run_id: str, config: JobConfig, inputs: stage
         blend_curve=[{k: round(v, 6) for k, v in point.items()} for point in result.blend_curve],
         selection_metric=config.tuning.metric, test=tested,
         quality_gate=gate, catalog_coverage=recs.catalog_coverage, counts=counts,
-        dms_changes=inputs.dms_changes, input_profile=inputs.profile)
+        dms_changes=inputs.dms_changes, input_profile=inputs.profile,
+        task_s={} if recs.scoring_core_s is None else {"recommend_scoring": recs.scoring_core_s})
 
 
 def spark_settings(spark: SparkSession) -> dict[str, Any]:

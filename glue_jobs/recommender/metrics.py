@@ -221,6 +221,9 @@ class RunMetrics:
     tuning: TuningOrigin = field(default_factory=TuningOrigin)
     bias_reg_curve: list[dict[str, float]] = field(default_factory=list)  # --bias-reg value -> validation figures
     blend_curve: list[dict[str, float]] = field(default_factory=list)  # blend and popularity weight -> NDCG
+    # Seconds measured inside a stage's tasks, summed over them ("recommend_scoring": the Spark top-N's
+    # block scorer); written only when measured (the Spark path's top-N).
+    task_s: dict[str, float] = field(default_factory=dict)
     feedback_reason: str | None = None  # --feedback auto: why the input was read as `feedback`
     # None in metrics.json from before the input guard (and in tests that build no input).
     input_profile: InputProfile | None = None
@@ -246,7 +249,7 @@ class RunMetrics:
         """The metrics.json layout: flat test metrics, baselines keyed popularity_<metric>."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
                                if f.name not in ("test", "dms_changes", "published", "input_profile", "input_guard",
-                                                 "feedback_reason")}
+                                                 "feedback_reason", "task_s")}
         out.update(best_params=asdict(self.best_params), counts=asdict(self.counts), tuning=asdict(self.tuning),
                    quality_gate=self.quality_gate.as_dict(), rmse=self.test.rmse, mae=self.test.mae,
                    baselines=self.test.baselines.as_dict(), evaluated_users=self.test.evaluated_users,
@@ -254,6 +257,8 @@ class RunMetrics:
         for optional in ("dms_changes", "published", "feedback_reason"):
             if getattr(self, optional) is not None:
                 out[optional] = getattr(self, optional)
+        if self.task_s:
+            out["task_s"] = self.task_s
         for typed in ("input_profile", "input_guard"):
             if (value := getattr(self, typed)) is not None:
                 out[typed] = value.as_dict()
@@ -270,7 +275,7 @@ class RunMetrics:
                  if f.name not in ("test", "best_params", "counts", "quality_gate", "tuning", "input_profile",
                                    "input_guard")}
         return cls(**{**plain, "timings_s": d.get("timings_s") or {}, "bias_reg_curve": d.get("bias_reg_curve") or [],
-                      "blend_curve": d.get("blend_curve") or []},
+                      "blend_curve": d.get("blend_curve") or [], "task_s": d.get("task_s") or {}},
                    test=test, best_params=BestParams(**d["best_params"]), counts=Counts(**d["counts"]),
                    quality_gate=Gate.from_dict(d["quality_gate"]), tuning=TuningOrigin.from_dict(d.get("tuning")),
                    input_profile=InputProfile.from_dict(d["input_profile"]) if d.get("input_profile") else None,

@@ -8,6 +8,7 @@ broken by artist id, so the output is deterministic.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,6 +16,7 @@ from itertools import chain
 from typing import Any
 
 import numpy as np
+from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -63,14 +65,26 @@ class Catalog:
 
 
 def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclude: DataFrame,
-                  n: int, clip: tuple[float, float] | None) -> DataFrame:
+                  n: int, clip: tuple[float, float] | None, clock: Accumulator[float] | None = None) -> DataFrame:
     """users: user_id, vec (array<double> of length d), offset (double).
     exclude: user_id, artist_id pairs that must not be recommended to that user.
     Returns user_id, rank (1..n), artist_id, score (the ranking score: prediction + prior,
     non-increasing in rank), predicted_rating (the prediction clipped to `clip`; null without
-    a rating scale, clip None)."""
+    a rating scale, clip None).
+
+    `clock` (an accumulator) collects the seconds the tasks spend in score_block: the work that
+    grows with users x artists, apart from what grows with the users alone (their seen lists,
+    Python rows, the output). tools/estimate_r1.py prices the two apart. A partition computed
+    twice counts twice."""
     rows = with_seen(users, exclude).select(c.USER_ID, "vec", "offset", "seen")
     bc = spark.sparkContext.broadcast(catalog)
+
+    def scored(batch: list[Any], cat: Catalog) -> list[Row]:
+        start = time.perf_counter()
+        out = list(score_block(batch, cat, n, clip))
+        if clock is not None:
+            clock.add(time.perf_counter() - start)
+        return out
 
     def score_partition(part: Iterable[Any]) -> Iterator[Row]:
         cat: Catalog = bc.value
@@ -80,10 +94,10 @@ def top_n_by_user(spark: SparkSession, users: DataFrame, catalog: Catalog, exclu
         for row in part:
             batch.append(row)
             if len(batch) >= block:
-                yield from score_block(batch, cat, n, clip)
+                yield from scored(batch, cat)
                 batch = []
         if batch:
-            yield from score_block(batch, cat, n, clip)
+            yield from scored(batch, cat)
 
     out = rows.rdd.mapPartitions(score_partition)
     return spark.createDataFrame(out, RECOMMENDATION_SCHEMA)
@@ -252,9 +266,10 @@ def model_user_vectors(model: RecommenderModel, user_ids: DataFrame) -> DataFram
 
 
 def recommend(spark: SparkSession, model: RecommenderModel, user_ids: DataFrame,
-              exclude: DataFrame, n: int, catalog: Catalog | None = None) -> DataFrame:
+              exclude: DataFrame, n: int, catalog: Catalog | None = None,
+              clock: Accumulator[float] | None = None) -> DataFrame:
     catalog = catalog or model_catalog(model)
     users = model_user_vectors(model, user_ids)
     p = model.params
     return top_n_by_user(spark, users, catalog, exclude, n,
-                         (p.rating_min, p.rating_max) if p.feedback.has_ratings else None)
+                         (p.rating_min, p.rating_max) if p.feedback.has_ratings else None, clock)

@@ -563,6 +563,7 @@ class Recommendations(Held):
     users: int
     items: int
     catalog_coverage: float
+    scoring_core_s: float | None = None  # the Spark top-N's seconds in its block scorer (recommend.top_n_by_user)
 
     def held(self) -> tuple[DataFrame | None, ...]:
         return (self.recs, self.popular)
@@ -574,10 +575,13 @@ def recommend_all(spark: SparkSession, fitted: Fitted, learn: DataFrame, inputs:
     all_users = exclude.select(c.USER_ID).distinct()
     # Scored once: the range sort below samples its input before it shuffles, which would
     # otherwise run the whole top-N step twice.
+    clock = None
     if fitted.local is not None and local_model.lists_fit_driver(fitted.local, options.top_n):
         scored = local_model.top_n(spark, fitted.local, fitted.catalog, options.top_n).cache()
     else:
-        scored = recommend.recommend(spark, fitted.model, all_users, exclude, options.top_n, fitted.catalog).cache()
+        clock = spark.sparkContext.accumulator(0.0)
+        scored = recommend.recommend(spark, fitted.model, all_users, exclude, options.top_n, fitted.catalog,
+                                     clock).cache()
     recs, popular = scored, popular_list(fitted.model, learn, options, threshold)
     names = inputs.artists
     if names is not None:
@@ -597,7 +601,8 @@ def recommend_all(spark: SparkSession, fitted: Fitted, learn: DataFrame, inputs:
         n_users, n_items = data.user_ids.size, int(np.unique(data.ratings.items).size)
     else:
         n_users, n_items = all_users.count(), learn.select(c.ARTIST_ID).distinct().count()
-    result = Recommendations(recs, popular, scores, n_recs, n_users, n_items, coverage)
+    result = Recommendations(recs, popular, scores, n_recs, n_users, n_items, coverage,
+                             None if clock is None else round(float(clock.value), 3))
     log.info("recommended %s artists to %s users (catalog coverage %.1f%%)", f"{n_recs:,}",
              f"{result.users:,}", 100 * coverage)
     return result

@@ -112,6 +112,8 @@ def test_many_users_are_ranked_by_spark_with_the_same_lists(spark, fitted, monke
     on_spark = stages.recommend_all(spark, fit, splits.whole, inputs, options, 70.0)
     assert on_driver.recs.collect() == on_spark.recs.collect()
     assert (on_driver.count, on_driver.users) == (on_spark.count, on_spark.users) == (users * 5, users)
+    # Spark's tasks time their block scoring (tools/estimate_r1.py prices it apart); the driver's is not a task.
+    assert on_driver.scoring_core_s is None and on_spark.scoring_core_s is not None and on_spark.scoring_core_s > 0
 
 
 def test_above_the_driver_bound_the_job_fits_on_spark_to_the_same_quality(spark, ratings_file: Path,
@@ -127,6 +129,7 @@ def test_above_the_driver_bound_the_job_fits_on_spark_to_the_same_quality(spark,
         runs[name] = execute(spark, JobConfig.from_fields(**fields)).metrics
     driver, on_spark = runs["driver"], runs["spark"]
     assert driver.spark["model"] == "numpy" and on_spark.spark["model"] == "spark"
+    assert driver.task_s == {} and 0 < on_spark.task_s["recommend_scoring"] <= 2 * on_spark.timings_s["recommend"]
     assert on_spark.counts.train + on_spark.counts.validation < 19_000 < on_spark.counts.ratings
     assert driver.best_params == on_spark.best_params and driver.best_params.rank == 6
     assert driver.test.rmse == pytest.approx(on_spark.test.rmse, rel=0.03)
@@ -229,6 +232,7 @@ def test_implicit_input_above_the_driver_bound_is_tuned_and_fitted_on_spark_alik
         runs[name] = execute(spark, JobConfig.from_fields(**fields)).metrics
     driver, on_spark = runs["driver"], runs["spark"]
     assert driver.spark["model"] == "numpy" and on_spark.spark["model"] == "spark"
+    assert driver.task_s == {} and 0 < on_spark.task_s["recommend_scoring"] <= 2 * on_spark.timings_s["recommend"]
     assert [g["rank"] for g in driver.grid] == [g["rank"] for g in on_spark.grid] == [4, 8]
     for mine, theirs in zip(driver.grid, on_spark.grid):
         assert mine["ndcg"] == pytest.approx(theirs["ndcg"], abs=0.03)

@@ -56,6 +56,24 @@ def test_each_stage_scales_with_its_own_work() -> None:
     assert tune_s == pytest.approx(100.0 * grid(3_200_000, 55_000) / grid(800_000, 25_000))
 
 
+def test_a_measured_scoring_share_scales_by_cells_and_the_rest_of_the_top_n_by_users() -> None:
+    """With task_s.recommend_scoring, only the block scoring grows with users x artists; seen lists,
+    rows and the sorted output grow with the users. Without it, all of the stage is scoring."""
+    split = METRICS.with_(task_s={"recommend_scoring": 5.0})  # of the stage's 4 s x 2 cores = 8 core-s
+    measured = est.measured_work(split, 10)
+    n = split.counts
+    bigger = est.work_of(n.ratings * 4, n.users * 2, n.items * 3, 0.8, 0.1, [10, 20, 50], 3, 20, 10, 0.75)
+    assert est.recommend_parts(split) == (5.0, 3.0)
+    assert est.core_seconds(split, measured, bigger)["recommend"] == pytest.approx(5.0 * 2 * 3 + 3.0 * 2)
+    assert est.core_seconds(split, measured, measured)["recommend"] == pytest.approx(8.0)
+    assert est.recommend_parts(METRICS) == (8.0, 0.0)
+    # the similar artists are priced at the scoring's rate per multiply-add, not the whole stage's
+    assert est.similar_core_seconds(split, measured, bigger) == pytest.approx(
+        est.similar_core_seconds(METRICS, measured, bigger) * 5.0 / 8.0)
+    # a scoring clock above the stage's core-seconds (a partition scored twice) counts as the whole stage
+    assert est.recommend_parts(METRICS.with_(task_s={"recommend_scoring": 20.0})) == (8.0, 0.0)
+
+
 def test_tuning_on_a_bounded_sample_costs_the_same_however_big_the_data() -> None:
     """Above --tune-sample-ratings, tuning sees a fixed number of ratings (whole users)."""
     bound = 900_000  # the measured run's train + validation: it tuned on everything

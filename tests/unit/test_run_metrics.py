@@ -21,7 +21,8 @@ DOCUMENTED_KEYS = {
 
 
 @pytest.mark.parametrize("extra", [{}, {"dms_changes": {"I": 10, "U": 2, "D": 1}},
-                                   {"published": {"aurora_rows": 1690, "dynamodb_items": 338}}])
+                                   {"published": {"aurora_rows": 1690, "dynamodb_items": 338}},
+                                   {"task_s": {"recommend_scoring": 9.1}}])
 def test_metrics_json_round_trips_through_the_typed_form(extra: dict[str, object]) -> None:
     doc = metrics_json(**extra)
     typed = RunMetrics.from_json(json.dumps(doc))
