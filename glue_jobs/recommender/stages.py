@@ -596,11 +596,10 @@ def recommend_all(spark: SparkSession, fitted: Fitted, learn: DataFrame, inputs:
     popular = popular.orderBy(c.RANK).cache()
     scores = model.score_pairs(fitted.model, inputs.pairs) if inputs.pairs is not None else None
     coverage = round(evaluate.catalog_coverage(recs, fitted.catalog.artist_ids.size), 6)
-    if fitted.local is not None:  # the same counts, from the arrays
-        data = fitted.local.data
-        n_users, n_items = data.user_ids.size, int(np.unique(data.ratings.items).size)
-    else:
-        n_users, n_items = all_users.count(), learn.select(c.ARTIST_ID).distinct().count()
+    # The artists rated (learnable ratings): counted when the input was read. The users include
+    # those with only 255s: from the arrays, or one more pass.
+    n_items = inputs.profile.artists
+    n_users = fitted.local.data.user_ids.size if fitted.local is not None else all_users.count()
     result = Recommendations(recs, popular, scores, n_recs, n_users, n_items, coverage,
                              None if clock is None else round(float(clock.value), 3))
     log.info("recommended %s artists to %s users (catalog coverage %.1f%%)", f"{n_recs:,}",

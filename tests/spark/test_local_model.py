@@ -112,6 +112,7 @@ def test_many_users_are_ranked_by_spark_with_the_same_lists(spark, fitted, monke
     on_spark = stages.recommend_all(spark, fit, splits.whole, inputs, options, 70.0)
     assert on_driver.recs.collect() == on_spark.recs.collect()
     assert (on_driver.count, on_driver.users) == (on_spark.count, on_spark.users) == (users * 5, users)
+    assert on_driver.items == on_spark.items == splits.whole.select(c.ARTIST_ID).distinct().count()
     # Spark's tasks time their block scoring (tools/estimate_r1.py prices it apart); the driver's is not a task.
     assert on_driver.scoring_core_s is None and on_spark.scoring_core_s is not None and on_spark.scoring_core_s > 0
 
