@@ -296,19 +296,12 @@ def ranking(model: LocalModel, k: int, threshold: float, eval_users: int,
                                    np.concatenate([fitted.users, data.blocked_users]),
                                    np.concatenate([fitted.items, data.blocked_items]), test.n_items)
     catalog = np.flatnonzero(model.item_counts)
-    p, f = model.prepared, model.factors
-    matrix = p.scale * f.items[catalog]
-    offsets = p.global_mean + p.item_bias[catalog] + model.params.popularity_weight * np.log1p(
-        model.item_counts[catalog].astype(np.float64))
-    companion = model.companion
-    blend = None if companion is None else model.params.blend_weight * p.scale * companion.items[catalog].T
+    # The lists' own ranking (model.catalog(), recommend.block_cost): biases, prior and blend as the
+    # top-N adds them; the user's offset orders nothing, so it is left out.
+    cat, vectors = model.catalog(), model.user_vectors()
 
     def model_scores(users: np.ndarray) -> np.ndarray:
-        scores = f.users[users] @ matrix.T + offsets[None, :] + p.user_bias[users][:, None]
-        if blend is not None:
-            assert companion is not None
-            scores += companion.users[users] @ blend
-        return scores
+        return -recommend.block_cost(cat, vectors[users])
 
     liked_fit = local_eval.relevant(fitted.values, feedback, threshold).astype(np.float64)
     popularity = (np.bincount(fitted.items, liked_fit, minlength=fitted.n_items)
