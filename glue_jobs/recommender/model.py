@@ -10,7 +10,7 @@ Implicit feedback uses ALS's implicit preferences and no biases.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from pyspark.ml.recommendation import ALS
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -117,10 +117,11 @@ def _als(feedback: Feedback, rank: int, reg_param: float, max_iter: int, alpha: 
     )
 
 
-def fit_companion(model: RecommenderModel, ratings: DataFrame, *, rank: int, reg_param: float, max_iter: int,
-                  seed: int, blocks: int) -> RecommenderModel:
-    """`model` with the implicit companion's factors as BLEND_FEATURES: implicit ALS on which artists
-    each user rated, whatever the rating (every rated pair preference 1, confidence 1 + BLEND_ALPHA).
+def fit_companion(model: RecommenderModel, ratings: DataFrame, *, weight: float, rank: int, reg_param: float,
+                  max_iter: int, seed: int, blocks: int) -> RecommenderModel:
+    """`model` blended at `weight` (its params' blend_weight and blend_rank), with the implicit
+    companion's factors as BLEND_FEATURES: implicit ALS on which artists each user rated, whatever
+    the rating (every rated pair preference 1, confidence 1 + BLEND_ALPHA).
     That a user rated an artist at all says much about taste (the insight behind SVD++); the ranking
     adds its score (recommend.catalog_of), the predicted rating does not. local_als.fit_companion is
     the same fit in NumPy."""
@@ -128,7 +129,8 @@ def fit_companion(model: RecommenderModel, ratings: DataFrame, *, rank: int, reg
     als_model = _als(Feedback.IMPLICIT, rank, reg_param, max_iter, BLEND_ALPHA, seed, blocks, RATED).fit(rated)
     users = als_model.userFactors.select(F.col("id").alias(c.USER_ID), F.col("features").alias(BLEND_FEATURES))
     items = als_model.itemFactors.select(F.col("id").alias(c.ARTIST_ID), F.col("features").alias(BLEND_FEATURES))
-    blended = RecommenderModel(model.params, model.users.join(users, c.USER_ID, "left").cache(),
+    blended = RecommenderModel(replace(model.params, blend_weight=weight, blend_rank=rank),
+                               model.users.join(users, c.USER_ID, "left").cache(),
                                model.items.join(items, c.ARTIST_ID, "left").cache())
     blended.users.count(), blended.items.count()  # filled before the model's own copies are let go
     model.users.unpersist()

@@ -7,7 +7,6 @@ them, so `run` can hold each one exactly as long as a later stage reads it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -377,10 +376,9 @@ def fit(spark: SparkSession, splits: Splits, tuned: tuning.TuningResult, options
     log.info("fitting rank=%d reg=%g on train + validation (%d iterations)", best.rank, best.reg_param,
              options.max_iter)
     if blend.weight > 0:
-        fitted = RecommenderModel(dataclasses.replace(fitted.params, blend_weight=blend.weight, blend_rank=blend.rank),
-                                  fitted.users, fitted.items)
-        fitted = model.fit_companion(fitted, splits.fit_data, rank=blend.rank, reg_param=blend.reg_param,
-                                     max_iter=options.max_iter, seed=options.seed, blocks=blocks)
+        fitted = model.fit_companion(fitted, splits.fit_data, weight=blend.weight, rank=blend.rank,
+                                     reg_param=blend.reg_param, max_iter=options.max_iter, seed=options.seed,
+                                     blocks=blocks)
         log.info("fitting the companion model (rank %d, reg %g) for the blend weight %g", blend.rank,
                  blend.reg_param, blend.weight)
     fitted.users.count()

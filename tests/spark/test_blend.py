@@ -147,7 +147,7 @@ def test_the_companion_in_numpy_is_sparks_objective(spark) -> None:  # type: ign
     frame = spark.createDataFrame(rows, f"{c.USER_ID} int, {c.ARTIST_ID} int, {c.RATING} int")
     base = model.RecommenderModel(model.ModelParams(OPTIONS.feedback, 0, 0.0, 1, 0.0, 1.0, 0.0, 100.0, SEED),
                                   frame.select(c.USER_ID).distinct(), frame.select(c.ARTIST_ID).distinct())
-    fitted = model.fit_companion(base, frame, rank=4, reg_param=0.1, max_iter=8, seed=SEED, blocks=2)
+    fitted = model.fit_companion(base, frame, weight=1.0, rank=4, reg_param=0.1, max_iter=8, seed=SEED, blocks=2)
     users = {r[c.USER_ID]: r[model.BLEND_FEATURES] for r in fitted.users.collect()}
     items = {r[c.ARTIST_ID]: r[model.BLEND_FEATURES] for r in fitted.items.collect()}
     user_ids, item_ids = np.array(sorted(users)), np.array(sorted(items))
